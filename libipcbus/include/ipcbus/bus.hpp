@@ -1,0 +1,333 @@
+// ipcbus/bus.hpp: the public API of libipcbus.
+//
+// A Bus is one named shared-memory segment. Publishers put events on topics;
+// Listeners hold topic filters and receive every event whose topic matches,
+// each through a ring of its own. Payloads live in pooled chunks that are
+// shared, not copied, by every listener an event reaches.
+//
+//   auto bus = ipcbus::Bus::open({}).value();          // "default", or $IPCBUS_BUS
+//   auto listener = bus.listen({}).value();
+//   listener.subscribe("sensors/+/temp");
+//   auto publisher = bus.publisher();
+//   publisher.publish("sensors/kitchen/temp", "21.5");
+//   if (auto sample = listener.receive_for(std::chrono::seconds(1))) use(sample->payload());
+//
+// Threads: a Bus may be shared by threads. A Publisher, a Listener, a Loan and
+// a Sample each belong to one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipcbus/config.hpp"
+#include "ipcbus/result.hpp"
+
+namespace ipcbus {
+
+namespace detail {
+class BusCore;
+class PublisherCore;
+struct ChunkHeader;
+}  // namespace detail
+
+// What a publisher does when a listener's ring is full. Chosen per listener.
+enum class Overflow : std::uint8_t {
+  kBlock,       // the publisher waits for room, up to its block timeout
+  kDropNewest,  // the new event is not delivered to this listener
+  kDropOldest,  // the oldest queued event is discarded to make room (library default)
+};
+
+// How a listener waits in receive() and receive_for().
+enum class WaitStrategy : std::uint8_t {
+  kBusyPoll,  // spin on the ring; lowest latency, burns a core
+  kHybrid,    // spin a little, then sleep on a futex (the default)
+  kSleep,     // sleep on a futex at once
+};
+
+// The state of a listener slot, as held in its state word.
+enum class ListenerState : std::uint8_t { kFree = 0, kActive = 1, kPaused = 2, kClosed = 3 };
+
+const char* overflow_name(Overflow o);          // "block", "drop-newest", "drop-oldest"
+const char* wait_strategy_name(WaitStrategy w);  // "spin", "hybrid", "sleep"
+const char* listener_state_name(ListenerState s);
+std::optional<Overflow> parse_overflow(std::string_view text);
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view text);
+
+// ListenerOptions are chosen when a listener is made and fixed for its life.
+struct ListenerOptions {
+  Overflow overflow = Overflow::kDropOldest;
+  WaitStrategy wait = WaitStrategy::kHybrid;
+  // Effective ring capacity; 0 means the bus's ring_capacity. Rounded up to a
+  // power of two and capped at the ring's allocated size.
+  std::uint32_t capacity = 0;
+  // Fill level, in percent of the effective capacity, above which the
+  // listener counts as behind.
+  std::uint32_t high_water_percent = 75;
+  // Adaptive capacity: the effective capacity starts at `capacity` (or 64 if
+  // that is 0) and doubles, up to the ring's allocated size, after
+  // `grow_after` publishes that found the ring above the high-water mark
+  // since the last change; it halves, down to `min_capacity`, when the
+  // listener has drained below a quarter of it and no high-water signal came
+  // for `quiet_period`. See docs/architecture.md, "Adaptive capacity".
+  bool adaptive = false;
+  std::uint32_t min_capacity = 16;
+  std::uint32_t grow_after = 8;
+  std::chrono::milliseconds quiet_period{1000};
+};
+
+// Per-listener counters, read without stopping anyone (each field is exact,
+// the set is not a snapshot of one instant).
+struct ListenerCounters {
+  std::uint64_t received = 0;         // events taken out of the ring by the listener
+  std::uint64_t delivered = 0;        // events put into the ring by publishers
+  std::uint64_t dropped_newest = 0;   // not delivered: ring full, policy drop-newest
+  std::uint64_t dropped_oldest = 0;   // discarded from the ring: policy drop-oldest
+  std::uint64_t block_timeouts = 0;   // not delivered: ring full past a publisher's timeout
+  std::uint64_t high_water_signals = 0;
+  std::uint64_t wakeups = 0;          // futex wakes publishers made for this listener
+};
+
+// The fill level of a listener's ring.
+struct Fill {
+  std::uint32_t used = 0;       // entries queued (approximate while publishers run)
+  std::uint32_t capacity = 0;   // effective capacity now
+  std::uint32_t allocated = 0;  // ring entries allocated in the segment
+  bool behind = false;          // used is above the high-water mark
+};
+
+// A received event: a read-only view of its chunk, which goes back to its
+// pool when the last Sample and ring entry holding it are gone.
+class Sample {
+ public:
+  Sample() = default;
+  Sample(Sample&& other) noexcept;
+  Sample& operator=(Sample&& other) noexcept;
+  Sample(const Sample&) = delete;
+  Sample& operator=(const Sample&) = delete;
+  ~Sample();
+
+  std::string_view topic() const;
+  std::span<const std::byte> payload() const;
+  std::string_view payload_text() const;   // the payload bytes as chars
+  std::uint64_t sequence() const;          // per publisher, from 1
+  std::uint64_t timestamp_ns() const;      // CLOCK_MONOTONIC at publish
+  std::uint32_t publisher_id() const;      // unique per publisher on this bus
+  explicit operator bool() const { return chunk_ != nullptr; }
+
+ private:
+  friend class Listener;
+  Sample(detail::BusCore* core, detail::ChunkHeader* chunk) : core_(core), chunk_(chunk) {}
+  detail::BusCore* core_ = nullptr;
+  detail::ChunkHeader* chunk_ = nullptr;
+};
+
+// A chunk lent to a publisher for writing a payload in place (zero copy).
+// Give it back with Publisher::publish(topic, std::move(loan)); a Loan that
+// is destroyed unpublished returns its chunk to the pool.
+class Loan {
+ public:
+  Loan() = default;
+  Loan(Loan&& other) noexcept;
+  Loan& operator=(Loan&& other) noexcept;
+  Loan(const Loan&) = delete;
+  Loan& operator=(const Loan&) = delete;
+  ~Loan();
+
+  std::span<std::byte> data();   // `size` bytes as asked for in loan()
+  std::size_t size() const;
+  // shrink sets the payload length to `size` bytes, at most the loaned size.
+  void shrink(std::size_t size);
+  explicit operator bool() const { return chunk_ != nullptr; }
+
+ private:
+  friend class Publisher;
+  Loan(detail::BusCore* core, detail::ChunkHeader* chunk) : core_(core), chunk_(chunk) {}
+  detail::BusCore* core_ = nullptr;
+  detail::ChunkHeader* chunk_ = nullptr;
+};
+
+// The outcome of one publish. Hot path: no allocation, no exception.
+enum class PublishStatus : std::uint8_t {
+  kOk,               // reached every listener that matched (drops by policy are counted there)
+  kNoListeners,      // valid, and nobody listens to this topic: nothing was queued
+  kTimedOut,         // some block-policy listeners stayed full past the block timeout
+  kInvalidTopic,     // fix the topic; nothing was queued
+  kPayloadTooLarge,  // larger than the largest size class; nothing was queued
+  kPoolExhausted,    // no free chunk in the size class: back off and retry
+};
+const char* publish_status_name(PublishStatus s);
+
+struct PublishResult {
+  PublishStatus status = PublishStatus::kOk;
+  std::uint32_t delivered = 0;  // listeners whose ring took the event
+  std::uint32_t skipped = 0;    // listeners not reached: dropped-newest, paused, timed out
+  std::uint64_t sequence = 0;   // the event's sequence number (0 when nothing was queued)
+  bool ok() const { return status == PublishStatus::kOk || status == PublishStatus::kNoListeners; }
+};
+
+class Bus;
+
+// Publisher: puts events on the bus. It caches, per topic, the listeners the
+// topic reaches and checks the trie's version on each publish to revalidate.
+class Publisher {
+ public:
+  Publisher(Publisher&&) noexcept;
+  Publisher& operator=(Publisher&&) noexcept;
+  ~Publisher();
+
+  // publish copies `payload` into a chunk and delivers it to every matching
+  // listener. The topic is validated on a route-cache miss.
+  PublishResult publish(std::string_view topic, std::span<const std::byte> payload);
+  PublishResult publish(std::string_view topic, std::string_view payload);
+  // publish a loaned chunk; the loan is consumed whatever the outcome.
+  PublishResult publish(std::string_view topic, Loan&& loan);
+
+  // loan lends a chunk of the smallest class that holds `size` bytes.
+  // Errors: kPayloadTooLarge, kPoolExhausted.
+  Result<Loan> loan(std::size_t size);
+
+  // How long publish() waits for room in a full block-policy ring. Default 1 s.
+  void set_block_timeout(std::chrono::nanoseconds timeout);
+
+  // behind tells whether any listener that `topic` reaches is above its
+  // high-water mark; it uses (and fills) the route cache.
+  bool behind(std::string_view topic);
+
+  std::uint32_t id() const;
+  std::uint64_t route_cache_misses() const;
+
+ private:
+  friend class Bus;
+  explicit Publisher(std::unique_ptr<detail::PublisherCore> core);
+  std::unique_ptr<detail::PublisherCore> core_;
+};
+
+// Listener: one subscription endpoint with its own ring and state word.
+class Listener {
+ public:
+  Listener(Listener&& other) noexcept;
+  Listener& operator=(Listener&& other) noexcept;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  ~Listener();  // closes the listener
+
+  // subscribe adds a filter; a listener that matches one event through
+  // several filters receives it once. Errors: kInvalidFilter, kTrieFull,
+  // kClosed. Subscribing a filter the listener already holds succeeds.
+  Result<void> subscribe(std::string_view filter);
+  // unsubscribe removes a filter and prunes trie branches left empty.
+  Result<void> unsubscribe(std::string_view filter);
+
+  // try_receive returns the next event or nothing, at once. Nothing while paused.
+  std::optional<Sample> try_receive();
+  // receive_for waits up to `timeout` by the listener's wait strategy.
+  std::optional<Sample> receive_for(std::chrono::nanoseconds timeout);
+  // receive waits without limit; nothing only when the listener is closed.
+  std::optional<Sample> receive();
+
+  // State changes are single compare-and-swap transitions of the state word.
+  // pause: publishers skip this listener until resume. close is final.
+  Result<void> pause();
+  Result<void> resume();
+  void close();
+
+  ListenerState state() const;
+  Fill fill() const;
+  ListenerCounters counters() const;
+  std::uint32_t index() const { return index_; }        // slot in the listener table
+  std::uint32_t generation() const { return generation_; }
+  const std::vector<std::string>& filters() const { return filters_; }
+
+ private:
+  friend class Bus;
+  Listener(std::shared_ptr<detail::BusCore> core, std::uint32_t index, std::uint32_t generation);
+  std::shared_ptr<detail::BusCore> core_;
+  std::uint32_t index_ = 0;
+  std::uint32_t generation_ = 0;
+  std::uint32_t receives_since_check_ = 0;
+  std::vector<std::string> filters_;
+};
+
+// What Bus::inspect() reads from the segment, for tools.
+struct PoolInfo {
+  std::uint32_t payload_bytes = 0;
+  std::uint32_t total = 0;
+  std::uint32_t free = 0;
+};
+struct ListenerInfo {
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+  ListenerState state = ListenerState::kFree;
+  std::int32_t owner_pid = 0;
+  Overflow overflow = Overflow::kDropOldest;
+  WaitStrategy wait = WaitStrategy::kHybrid;
+  bool adaptive = false;
+  Fill fill;
+  ListenerCounters counters;
+  std::vector<std::string> filters;
+};
+struct ProcessInfo {
+  std::uint32_t index = 0;
+  std::int32_t pid = 0;
+  std::uint64_t start_time = 0;  // from /proc/PID/stat, clock ticks since boot
+  bool alive = false;
+  std::uint32_t listeners = 0;
+};
+struct BusInfo {
+  std::string name;
+  std::uint32_t layout_version = 0;
+  Config config;
+  std::uint64_t segment_bytes = 0;
+  std::uint64_t trie_version = 0;
+  std::uint32_t trie_nodes_used = 0;
+  std::uint32_t subscriptions_used = 0;
+  std::uint64_t publishers_created = 0;
+  std::vector<PoolInfo> pools;
+  std::vector<ListenerInfo> listeners;  // slots not free
+  std::vector<ProcessInfo> processes;   // entries in use
+};
+
+// How to open a bus.
+struct OpenOptions {
+  std::string name;             // empty: $IPCBUS_BUS, else "default"
+  bool create = true;           // create the bus if it does not exist
+  Config config;                // used only when this call creates the bus
+  std::chrono::milliseconds ready_timeout{2000};  // wait for a creator to finish
+};
+
+// Bus: a handle to one mapped segment. Copies share the mapping; the process
+// detaches when the last handle, publisher and listener are gone.
+class Bus {
+ public:
+  // open maps the bus, creating it if allowed. Two processes creating the
+  // same bus at once end up on one segment. Errors: kNotFound (create=false),
+  // kForeignSegment, kLayoutMismatch, kSegmentNotReady, kPermissionDenied,
+  // kInvalidArgument (bad config), kProcessTableFull, kSystem.
+  static Result<Bus> open(const OpenOptions& options);
+
+  // destroy removes the bus's name from /dev/shm; mappings stay valid.
+  static Result<void> destroy(const std::string& name);
+
+  Publisher publisher();
+  Result<Listener> listen(const ListenerOptions& options);
+
+  const std::string& name() const;
+  const Config& config() const;  // what the segment says
+  BusInfo inspect() const;
+
+ private:
+  explicit Bus(std::shared_ptr<detail::BusCore> core) : core_(std::move(core)) {}
+  std::shared_ptr<detail::BusCore> core_;
+};
+
+// The layout version this build reads and writes.
+std::uint32_t layout_version();
+
+}  // namespace ipcbus
