@@ -103,7 +103,8 @@ struct Fill {
 };
 
 // A received event: a read-only view of its chunk, which goes back to its
-// pool when the last Sample and ring entry holding it are gone.
+// pool when the last Sample and ring entry holding it are gone. A Sample must
+// not outlive every Bus, Publisher and Listener handle of its bus.
 class Sample {
  public:
   Sample() = default;
@@ -252,7 +253,10 @@ class Listener {
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
   std::uint32_t receives_since_check_ = 0;
+  std::uint64_t received_ = 0;
+  ListenerState state_ = ListenerState::kActive;
   std::vector<std::string> filters_;
+  void maybe_shrink();
 };
 
 // What Bus::inspect() reads from the segment, for tools.

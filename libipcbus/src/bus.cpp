@@ -1,0 +1,466 @@
+// bus.cpp: BusCore (one process's attachment to a segment), process entries,
+// claiming and closing listener slots, and Bus::inspect for the tools.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core.hpp"
+#include "process.hpp"
+#include "segment.hpp"
+
+namespace ipcbus {
+
+namespace detail {
+
+spdlog::logger& log() {
+  static std::shared_ptr<spdlog::logger> logger = [] {
+    if (auto existing = spdlog::get("ipcbus")) {
+      return existing;
+    }
+    auto l = spdlog::stderr_color_mt("ipcbus");
+    const char* level = std::getenv("IPCBUS_LOG_LEVEL");
+    l->set_level(level != nullptr ? spdlog::level::from_str(level) : spdlog::level::warn);
+    return l;
+  }();
+  return *logger;
+}
+
+std::uint64_t process_start_time(std::int32_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::size_t paren = text.rfind(')');
+  if (paren == std::string::npos) {
+    return 0;
+  }
+  std::istringstream rest(text.substr(paren + 2));
+  std::string field;
+  // Fields after the command: 3 state, 4 ppid, ... 22 starttime.
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && field == "Z") {
+      return 0;  // a zombie is dead, whatever its parent does
+    }
+    if (i == 22) {
+      return std::strtoull(field.c_str(), nullptr, 10);
+    }
+  }
+  return 0;
+}
+
+bool process_alive(std::int32_t pid, std::uint64_t start_time) {
+  if (pid <= 0) {
+    return false;
+  }
+  if (kill(pid, 0) != 0 && errno != EPERM) {
+    return false;
+  }
+  const std::uint64_t now = process_start_time(pid);
+  return now != 0 && (start_time == 0 || now == start_time);
+}
+
+namespace {
+
+std::uint32_t register_process(SegmentHeader& h, char* base) {
+  auto* table = reinterpret_cast<ProcessEntry*>(base + h.proc_off);
+  const std::int32_t pid = getpid();
+  const std::uint64_t start = process_start_time(pid);
+  auto fill = [&](ProcessEntry& e) {
+    e.start_time = start;
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.attach_realtime_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+                           static_cast<std::uint64_t>(ts.tv_nsec);
+    // relaxed: a gauge for tools.
+    e.listeners.store(0, std::memory_order_relaxed);
+    // relaxed: a gauge for tools.
+    h.attach_count.fetch_add(1, std::memory_order_relaxed);
+  };
+  for (std::uint32_t i = 0; i < h.max_processes; ++i) {
+    ProcessEntry& e = table[i];
+    std::uint32_t expected = 0;
+    // acq_rel: acquire sees the previous owner's clearing; release makes the
+    // claim visible before we fill the entry (tools tolerate a half-filled one).
+    if (e.state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      // release: readers that see the pid see the state too.
+      e.pid.store(pid, std::memory_order_release);
+      fill(e);
+      return i;
+    }
+  }
+  // No free entry: take over one whose process is gone.
+  for (std::uint32_t i = 0; i < h.max_processes; ++i) {
+    ProcessEntry& e = table[i];
+    // acquire: pairs with the release store of the pid above.
+    std::int32_t old = e.pid.load(std::memory_order_acquire);
+    if (!process_alive(old, e.start_time) &&
+        // acq_rel: one taker wins the dead entry.
+        e.pid.compare_exchange_strong(old, pid, std::memory_order_acq_rel)) {
+      // TODO: reclaim what the dead process held (its listeners, loans); the
+      // crash cleanup issue owns it. Here only the entry is reused.
+      log().warn("reused process entry of dead pid={} for pid={}", old, pid);
+      fill(e);
+      return i;
+    }
+  }
+  return kNone;
+}
+
+}  // namespace
+
+BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t process_index)
+    : name_(std::move(name)),
+      base_(static_cast<char*>(base)),
+      bytes_(bytes),
+      header_(static_cast<SegmentHeader*>(base)),
+      listeners_(reinterpret_cast<ListenerSlot*>(base_ + header_->listener_off)),
+      rings_(reinterpret_cast<RingEntry*>(base_ + header_->ring_off)),
+      nodes_(base_ + header_->node_off),
+      edges_(reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + header_->edge_off)),
+      subs_(reinterpret_cast<SubRecord*>(base_ + header_->sub_off)),
+      pool_count_(header_->pool_count),
+      process_index_(process_index),
+      pid_(getpid()),
+      config_(config_of(*header_)) {
+  for (std::uint32_t k = 0; k < kMaxPoolClasses; ++k) {
+    pools_[k] = header_->pools[k];
+  }
+}
+
+BusCore::~BusCore() {
+  if (process_index_ == kNone) {
+    return;
+  }
+  auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
+  ProcessEntry& e = table[process_index_];
+  // relaxed: the state store below publishes the entry as free.
+  e.pid.store(0, std::memory_order_relaxed);
+  // release: the next claimer (acquire CAS) sees the entry cleared.
+  e.state.store(0, std::memory_order_release);
+  log().debug("detached bus={} pid={}", name_, pid_);
+}
+
+Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uint32_t* gen) {
+  const std::uint32_t allocated = header_->ring_capacity;
+  std::uint32_t cap = o.capacity != 0 ? o.capacity : (o.adaptive ? 64 : allocated);
+  std::uint32_t pow2 = 2;
+  while (pow2 < cap && pow2 < allocated) {
+    pow2 <<= 1;
+  }
+  cap = std::min(pow2, allocated);
+  if (o.high_water_percent == 0 || o.high_water_percent > 100) {
+    return Error{Errc::kInvalidArgument, "high_water_percent must be 1..100"};
+  }
+  for (std::uint32_t i = 0; i < header_->max_listeners; ++i) {
+    ListenerSlot& s = listeners_[i];
+    // acquire: pairs with the release CAS to Free in close_listener(): the
+    // drained ring and reset counters of the last owner are visible.
+    std::uint64_t w = s.state.load(std::memory_order_acquire);
+    while (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree)) {
+      const std::uint32_t g = generation_of(w) + 1;
+      const std::uint64_t want =
+          make_state_word(g, static_cast<std::uint64_t>(ListenerState::kActive)) |
+          (w & kPinMask);
+      // acq_rel: acquire as above; release orders the claim before the
+      // option writes below (publishers only reach them through a route,
+      // which the trie version publishes later).
+      if (s.state.compare_exchange_weak(w, want, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        // relaxed for every option store: published by the trie's release
+        // store when the listener first subscribes.
+        s.capacity.store(cap, std::memory_order_relaxed);
+        s.high_water_percent = o.high_water_percent;
+        s.min_capacity = std::max<std::uint32_t>(2, std::min(o.min_capacity, cap));
+        s.grow_after = std::max<std::uint32_t>(1, o.grow_after);
+        s.overflow = static_cast<std::uint8_t>(o.overflow);
+        s.wait = static_cast<std::uint8_t>(o.wait);
+        s.adaptive = o.adaptive ? 1 : 0;
+        s.owner_pid = pid_;
+        s.owner_process = process_index_;
+        s.quiet_ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(o.quiet_period).count());
+        s.tail_base = s.tail.load(std::memory_order_relaxed);
+        s.received.store(0, std::memory_order_relaxed);
+        s.dropped_newest.store(0, std::memory_order_relaxed);
+        s.dropped_oldest.store(0, std::memory_order_relaxed);
+        s.block_timeouts.store(0, std::memory_order_relaxed);
+        s.high_water_signals.store(0, std::memory_order_relaxed);
+        s.wakeups.store(0, std::memory_order_relaxed);
+        s.hw_since_change.store(0, std::memory_order_relaxed);
+        s.last_high_water_ns.store(0, std::memory_order_relaxed);
+        s.last_resize_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        s.sleeping.store(0, std::memory_order_relaxed);
+        if (process_index_ != kNone) {
+          auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
+          // relaxed: a gauge.
+          table[process_index_].listeners.fetch_add(1, std::memory_order_relaxed);
+        }
+        *gen = g;
+        log().debug("listener claimed bus={} slot={} gen={} capacity={} overflow={}", name_, i,
+                    g, cap, overflow_name(o.overflow));
+        return i;
+      }
+    }
+  }
+  return Error{Errc::kListenerTableFull, "all " + std::to_string(header_->max_listeners) +
+                                             " listener slots are in use (max_listeners)"};
+}
+
+void BusCore::close_listener(std::uint32_t index, std::uint32_t generation) {
+  ListenerSlot& s = listeners_[index];
+  // acquire: see the state as the last transition left it.
+  std::uint64_t w = s.state.load(std::memory_order_acquire);
+  for (;;) {
+    if (generation_of(w) != generation ||
+        state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree)) {
+      return;  // not ours any more
+    }
+    if (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kClosed)) {
+      break;
+    }
+    const std::uint64_t want = (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kClosed);
+    // acq_rel: release makes Closed visible to publishers that pin next;
+    // acquire orders our drain below after their unpin.
+    if (s.state.compare_exchange_weak(w, want, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      break;
+    }
+  }
+  unsubscribe_all(index);
+
+  // Publishers blocked on this full ring re-check the state when woken.
+  // relaxed: the wake itself is the signal; they re-read the state word.
+  s.space_futex.fetch_add(1, std::memory_order_relaxed);
+  futex_wake(&s.space_futex, 1 << 20);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  // SYNC(unpin): acquire pairs with the release unpin in the publisher: its
+  // pushes into the ring are visible before we drain.
+  while (pins_of(s.state.load(std::memory_order_acquire)) != 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      // LIMIT: a publisher that died holding a pin keeps the slot Closed
+      // (not reusable) until crash cleanup can account pins per process.
+      log().error("listener slot {} still pinned after 2 s; left closed, bus={}", index, name_);
+      return;
+    }
+    std::this_thread::yield();
+  }
+  for (std::uint32_t ref = try_pop(index); ref != kNone; ref = try_pop(index)) {
+    release_chunk(chunk(ref));
+  }
+  if (process_index_ != kNone && s.owner_process == process_index_) {
+    auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
+    // relaxed: a gauge.
+    table[process_index_].listeners.fetch_sub(1, std::memory_order_relaxed);
+  }
+  w = s.state.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t want = (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kFree);
+    // release: SYNC with claim_listener()'s acquire: the drained ring is
+    // visible to the next owner of the slot.
+    if (s.state.compare_exchange_weak(w, want, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  log().debug("listener closed bus={} slot={} gen={}", name_, index, generation);
+}
+
+}  // namespace detail
+
+// --- Bus -------------------------------------------------------------------
+
+Result<Bus> Bus::open(const OpenOptions& options) {
+  const std::string name = resolve_bus_name(options.name);
+  auto mapped = detail::map_bus(name, options);
+  if (!mapped) {
+    detail::log().error("attach failed bus={} reason={}", name, mapped.error().message);
+    return mapped.error();
+  }
+  detail::Mapping m = std::move(mapped.value());
+  auto* h = static_cast<detail::SegmentHeader*>(m.base);
+  const std::uint32_t proc = detail::register_process(*h, static_cast<char*>(m.base));
+  if (proc == detail::kNone) {
+    return Error{Errc::kProcessTableFull,
+                 "all " + std::to_string(h->max_processes) +
+                     " process entries of the bus are held by live processes (max_processes)"};
+  }
+  // The core keeps the mapping alive through the deleter's capture.
+  auto holder = m.holder;
+  auto* core = new detail::BusCore(name, m.base, m.bytes, proc);
+  std::shared_ptr<detail::BusCore> shared(core, [holder](detail::BusCore* c) { delete c; });
+  detail::log().info("attached bus={} pid={} created={} bytes={}", name, getpid(), m.created,
+                     m.bytes);
+  return Bus(std::move(shared));
+}
+
+Result<void> Bus::destroy(const std::string& name) {
+  auto shm = detail::shm_name(resolve_bus_name(name));
+  if (!shm) {
+    return shm.error();
+  }
+  if (!boost::interprocess::shared_memory_object::remove(shm->c_str())) {
+    return Error{Errc::kNotFound, "no bus segment /dev/shm/" + *shm};
+  }
+  return {};
+}
+
+const std::string& Bus::name() const { return core_->name(); }
+const Config& Bus::config() const { return core_->config(); }
+
+Result<Listener> Bus::listen(const ListenerOptions& options) {
+  std::uint32_t gen = 0;
+  auto index = core_->claim_listener(options, &gen);
+  if (!index) {
+    return index.error();
+  }
+  return Listener(core_, *index, gen);
+}
+
+BusInfo Bus::inspect() const {
+  using namespace detail;
+  const SegmentHeader& h = core_->header();
+  BusInfo info;
+  info.name = core_->name();
+  info.layout_version = h.layout_version;
+  info.config = core_->config();
+  info.segment_bytes = h.segment_bytes;
+  // relaxed, for all reads here: a report, not a synchronised snapshot.
+  info.trie_version = h.trie_version.load(std::memory_order_relaxed);
+  info.trie_nodes_used = h.nodes_used.load(std::memory_order_relaxed);
+  info.subscriptions_used = h.subs_used.load(std::memory_order_relaxed);
+  info.publishers_created = h.next_publisher_id.load(std::memory_order_relaxed) - 1;
+  for (std::uint32_t k = 0; k < h.pool_count; ++k) {
+    info.pools.push_back({h.pools[k].payload_bytes, h.pools[k].count,
+                          h.pool_heads[k].free_count.load(std::memory_order_relaxed)});
+  }
+  for (std::uint32_t i = 0; i < h.max_listeners; ++i) {
+    const ListenerSlot& s = core_->slot(i);
+    const std::uint64_t w = s.state.load(std::memory_order_acquire);
+    if (state_bits(w) == 0) {
+      continue;
+    }
+    ListenerInfo l;
+    l.index = i;
+    l.generation = generation_of(w);
+    l.state = static_cast<ListenerState>(state_bits(w));
+    l.owner_pid = s.owner_pid;
+    l.overflow = static_cast<Overflow>(s.overflow);
+    l.wait = static_cast<WaitStrategy>(s.wait);
+    l.adaptive = s.adaptive != 0;
+    l.fill.used = core_->ring_used(i);
+    l.fill.capacity = s.capacity.load(std::memory_order_relaxed);
+    l.fill.allocated = s.allocated;
+    l.fill.behind = std::uint64_t{l.fill.used} * 100 >=
+                    std::uint64_t{l.fill.capacity} * s.high_water_percent;
+    l.counters.received = s.received.load(std::memory_order_relaxed);
+    l.counters.delivered = s.tail.load(std::memory_order_relaxed) - s.tail_base;
+    l.counters.dropped_newest = s.dropped_newest.load(std::memory_order_relaxed);
+    l.counters.dropped_oldest = s.dropped_oldest.load(std::memory_order_relaxed);
+    l.counters.block_timeouts = s.block_timeouts.load(std::memory_order_relaxed);
+    l.counters.high_water_signals = s.high_water_signals.load(std::memory_order_relaxed);
+    l.counters.wakeups = s.wakeups.load(std::memory_order_relaxed);
+    l.filters = core_->filters_of(i);
+    info.listeners.push_back(std::move(l));
+  }
+  const auto* table = reinterpret_cast<const ProcessEntry*>(core_->base() + h.proc_off);
+  for (std::uint32_t i = 0; i < h.max_processes; ++i) {
+    const ProcessEntry& e = table[i];
+    if (e.state.load(std::memory_order_acquire) == 0) {
+      continue;
+    }
+    ProcessInfo p;
+    p.index = i;
+    p.pid = e.pid.load(std::memory_order_acquire);
+    p.start_time = e.start_time;
+    p.alive = process_alive(p.pid, p.start_time);
+    p.listeners = e.listeners.load(std::memory_order_relaxed);
+    info.processes.push_back(p);
+  }
+  return info;
+}
+
+// --- names -------------------------------------------------------------------
+
+const char* overflow_name(Overflow o) {
+  switch (o) {
+    case Overflow::kBlock:
+      return "block";
+    case Overflow::kDropNewest:
+      return "drop-newest";
+    case Overflow::kDropOldest:
+      return "drop-oldest";
+  }
+  return "?";
+}
+const char* wait_strategy_name(WaitStrategy w) {
+  switch (w) {
+    case WaitStrategy::kBusyPoll:
+      return "spin";
+    case WaitStrategy::kHybrid:
+      return "hybrid";
+    case WaitStrategy::kSleep:
+      return "sleep";
+  }
+  return "?";
+}
+const char* listener_state_name(ListenerState s) {
+  switch (s) {
+    case ListenerState::kFree:
+      return "free";
+    case ListenerState::kActive:
+      return "active";
+    case ListenerState::kPaused:
+      return "paused";
+    case ListenerState::kClosed:
+      return "closed";
+  }
+  return "?";
+}
+std::optional<Overflow> parse_overflow(std::string_view t) {
+  if (t == "block") {
+    return Overflow::kBlock;
+  }
+  if (t == "drop-newest") {
+    return Overflow::kDropNewest;
+  }
+  if (t == "drop-oldest") {
+    return Overflow::kDropOldest;
+  }
+  return std::nullopt;
+}
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view t) {
+  if (t == "spin" || t == "busy-poll") {
+    return WaitStrategy::kBusyPoll;
+  }
+  if (t == "hybrid") {
+    return WaitStrategy::kHybrid;
+  }
+  if (t == "sleep") {
+    return WaitStrategy::kSleep;
+  }
+  return std::nullopt;
+}
+const char* publish_status_name(PublishStatus s) {
+  switch (s) {
+    case PublishStatus::kOk:
+      return "ok";
+    case PublishStatus::kNoListeners:
+      return "no listeners";
+    case PublishStatus::kTimedOut:
+      return "timed out";
+    case PublishStatus::kInvalidTopic:
+      return "invalid topic";
+    case PublishStatus::kPayloadTooLarge:
+      return "payload too large";
+    case PublishStatus::kPoolExhausted:
+      return "pool exhausted";
+  }
+  return "?";
+}
+
+}  // namespace ipcbus

@@ -1,0 +1,396 @@
+// publisher.cpp: the publish path. A publish takes one chunk, writes the
+// event into it once, and pushes its reference into the ring of every
+// listener the route cache names; no lock, no allocation, no log line, and a
+// system call only to wake a sleeping listener (or to wait, when a
+// block-policy ring is full).
+#include <algorithm>
+#include <cstring>
+
+#include "core.hpp"
+#include "ipcbus/topic.hpp"
+#include "trie.hpp"
+
+namespace ipcbus {
+namespace detail {
+
+namespace {
+inline constexpr std::uint32_t kCacheEntries = 64;  // direct-mapped, power of two
+inline constexpr int kBlockSpins = 256;
+inline constexpr std::uint64_t kBlockSleepNs = 200000;  // bounds a missed wake, see core.hpp
+}  // namespace
+
+class PublisherCore {
+ public:
+  explicit PublisherCore(std::shared_ptr<BusCore> bus)
+      : bus_(std::move(bus)),
+        c_(*bus_),
+        matcher_(c_),
+        max_listeners_(c_.header().max_listeners),
+        max_topic_(c_.header().max_topic_bytes),
+        entries_(kCacheEntries),
+        topics_(static_cast<std::size_t>(kCacheEntries) * max_topic_),
+        routes_(static_cast<std::size_t>(kCacheEntries) * max_listeners_) {
+    // relaxed: a unique number is all we need.
+    id_ = c_.header().next_publisher_id.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  struct Entry {
+    std::uint64_t hash = 0;
+    std::uint64_t version = 1;  // odd: never equal to a readable trie version
+    std::uint32_t topic_len = 0;
+    std::uint32_t count = 0;
+  };
+
+  // The cached routes of `topic`, refreshed if the trie changed; nullptr for
+  // an invalid topic.
+  const Entry* routes_for(std::string_view topic, const RouteTarget** targets) {
+    if (topic.size() > max_topic_) {
+      return nullptr;
+    }
+    const std::uint64_t h = fnv1a(topic);
+    const std::uint32_t idx = static_cast<std::uint32_t>(h) & (kCacheEntries - 1);
+    Entry& e = entries_[idx];
+    char* cached = &topics_[static_cast<std::size_t>(idx) * max_topic_];
+    RouteTarget* out = &routes_[static_cast<std::size_t>(idx) * max_listeners_];
+    const bool same = e.hash == h && e.topic_len == topic.size() &&
+                      std::memcmp(cached, topic.data(), topic.size()) == 0;
+    // SYNC(trie): acquire pairs with the trie writer's release store; an
+    // equal version means the cached answer is still the trie's answer.
+    const std::uint64_t v = c_.header().trie_version.load(std::memory_order_acquire);
+    if (!same || e.version != v) {
+      if (!same) {
+        if (!check_topic_name(topic, max_topic_)) {
+          return nullptr;
+        }
+        std::memcpy(cached, topic.data(), topic.size());
+        e.hash = h;
+        e.topic_len = static_cast<std::uint32_t>(topic.size());
+      }
+      e.count = matcher_.match(topic, out, &e.version);
+      ++misses_;
+    }
+    *targets = out;
+    return &e;
+  }
+
+  PublishResult deliver(ChunkHeader* ch, const Entry& e, const RouteTarget* targets) {
+    PublishResult r;
+    r.sequence = ch->sequence;
+    // relaxed: the chunk is still private; the ring's release store
+    // publishes it. One reference per target plus the publisher's own,
+    // dropped at once at the end for every target not reached.
+    ch->refcount.store(e.count + 1, std::memory_order_relaxed);
+    std::uint32_t unused = 1;
+    bool timed_out = false;
+    for (std::uint32_t i = 0; i < e.count; ++i) {
+      const RouteTarget t = targets[i];
+      ListenerSlot& s = c_.slot(t.listener);
+      // SYNC(claim): acquire pairs with the release of the claim CAS, so
+      // the slot's options are those of generation t.generation.
+      const std::uint64_t w = s.state.fetch_add(kPinOne, std::memory_order_acquire);
+      if (generation_of(w) != t.generation ||
+          state_bits(w) != static_cast<std::uint64_t>(ListenerState::kActive)) {
+        // release: pairs with close_listener()'s acquire wait on the pins.
+        s.state.fetch_sub(kPinOne, std::memory_order_release);
+        ++unused;
+        if (generation_of(w) == t.generation) {
+          ++r.skipped;  // paused (or closing): not reached
+        }
+        continue;
+      }
+      const bool pushed = push(t, s, ch->self_ref, &timed_out);
+      // SYNC(unpin): release pairs with close_listener()'s acquire load of
+      // the pins: our push is visible before it drains the ring.
+      s.state.fetch_sub(kPinOne, std::memory_order_release);
+      if (pushed) {
+        ++r.delivered;
+      } else {
+        ++unused;
+        ++r.skipped;
+      }
+    }
+    c_.release_chunk(ch, unused);
+    r.status = timed_out ? PublishStatus::kTimedOut : PublishStatus::kOk;
+    return r;
+  }
+
+  bool push(const RouteTarget& t, ListenerSlot& s, std::uint32_t ref, bool* timed_out) {
+    std::uint64_t pos = 0;
+    if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+      after_push(s, pos);
+      return true;
+    }
+    if (s.adaptive != 0) {
+      high_water(s, s.capacity.load(std::memory_order_relaxed));
+    }
+    switch (static_cast<Overflow>(s.overflow)) {
+      case Overflow::kDropNewest:
+        // relaxed: a counter.
+        s.dropped_newest.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      case Overflow::kDropOldest:
+        for (int attempt = 0; attempt < 64; ++attempt) {
+          const std::uint32_t old = c_.try_pop(t.listener);
+          if (old != kNone) {
+            c_.release_chunk(c_.chunk(old));
+            // relaxed: a counter.
+            s.dropped_oldest.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+            after_push(s, pos);
+            return true;
+          }
+        }
+        // relaxed: a counter. Only reached when others refill faster than
+        // we can evict, which the policy then treats as drop-newest.
+        s.dropped_newest.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      case Overflow::kBlock:
+        return push_blocking(t, s, ref, timed_out);
+    }
+    return false;
+  }
+
+  bool push_blocking(const RouteTarget& t, ListenerSlot& s, std::uint32_t ref, bool* timed_out) {
+    const std::uint64_t deadline = monotonic_ns() + block_timeout_ns_;
+    std::uint64_t pos = 0;
+    for (int spin = 0;; ++spin) {
+      // acquire: a pause or close by the listener ends the wait (no
+      // publisher waits for a paused listener).
+      const std::uint64_t w = s.state.load(std::memory_order_acquire);
+      if (generation_of(w) != t.generation ||
+          state_bits(w) != static_cast<std::uint64_t>(ListenerState::kActive)) {
+        return false;
+      }
+      if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+        after_push(s, pos);
+        return true;
+      }
+      const std::uint64_t now = monotonic_ns();
+      if (now >= deadline) {
+        // relaxed: a counter.
+        s.block_timeouts.fetch_add(1, std::memory_order_relaxed);
+        *timed_out = true;
+        return false;
+      }
+      if (spin < kBlockSpins) {
+        cpu_relax();
+        continue;
+      }
+      // acquire: the wake's bump; we re-check the ring after announcing.
+      const std::uint32_t v = s.space_futex.load(std::memory_order_acquire);
+      // seq_cst: the announcement must not pass the re-check below.
+      s.space_waiters.fetch_add(1, std::memory_order_seq_cst);
+      if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+        s.space_waiters.fetch_sub(1, std::memory_order_relaxed);
+        after_push(s, pos);
+        return true;
+      }
+      futex_wait(&s.space_futex, v, std::min(kBlockSleepNs, deadline - now));
+      // relaxed: the count only decides whether consumers bother to wake.
+      s.space_waiters.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
+  void after_push(ListenerSlot& s, std::uint64_t pos) {
+    if (s.wait != static_cast<std::uint8_t>(WaitStrategy::kBusyPoll)) {
+      c_.wake_if_sleeping(s);
+    }
+    if (s.adaptive != 0) {
+      // relaxed: the fill level is a heuristic for resizing.
+      const std::uint64_t head = s.head.load(std::memory_order_relaxed);
+      const std::uint32_t cap = s.capacity.load(std::memory_order_relaxed);
+      const std::uint64_t used = pos + 1 > head ? pos + 1 - head : 0;
+      if (used * 100 >= std::uint64_t{cap} * s.high_water_percent) {
+        high_water(s, cap);
+      }
+    }
+  }
+
+  // One high-water signal; enough of them since the last change double the
+  // effective capacity, up to the allocated ring.
+  void high_water(ListenerSlot& s, std::uint32_t cap) {
+    const std::uint64_t now = monotonic_ns();
+    // relaxed, for these three: counters and timestamps read by the
+    // resizing heuristics only; a lost race costs one signal.
+    s.high_water_signals.fetch_add(1, std::memory_order_relaxed);
+    s.last_high_water_ns.store(now, std::memory_order_relaxed);
+    const std::uint32_t n = s.hw_since_change.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n >= s.grow_after && cap < s.allocated) {
+      std::uint32_t expected = cap;
+      // relaxed: capacity is only a bound on the fill level.
+      if (s.capacity.compare_exchange_strong(expected, cap * 2, std::memory_order_relaxed)) {
+        s.hw_since_change.store(0, std::memory_order_relaxed);
+        s.last_resize_ns.store(now, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  std::shared_ptr<BusCore> bus_;
+  BusCore& c_;
+  Matcher matcher_;
+  std::uint32_t max_listeners_;
+  std::uint32_t max_topic_;
+  std::vector<Entry> entries_;
+  std::vector<char> topics_;
+  std::vector<RouteTarget> routes_;
+  std::uint32_t id_ = 0;
+  std::uint64_t seq_ = 0;
+  std::uint64_t block_timeout_ns_ = 1000000000ULL;
+  std::uint64_t misses_ = 0;
+};
+
+}  // namespace detail
+
+Publisher::Publisher(std::unique_ptr<detail::PublisherCore> core) : core_(std::move(core)) {}
+Publisher::Publisher(Publisher&&) noexcept = default;
+Publisher& Publisher::operator=(Publisher&&) noexcept = default;
+Publisher::~Publisher() = default;
+
+Publisher Bus::publisher() {
+  return Publisher(std::make_unique<detail::PublisherCore>(core_));
+}
+
+PublishResult Publisher::publish(std::string_view topic, std::string_view payload) {
+  return publish(topic, std::as_bytes(std::span<const char>(payload.data(), payload.size())));
+}
+
+PublishResult Publisher::publish(std::string_view topic, std::span<const std::byte> payload) {
+  detail::PublisherCore& p = *core_;
+  detail::BusCore& c = p.c_;
+  PublishResult r;
+  const int k = c.class_for(payload.size());
+  if (k < 0) {
+    r.status = PublishStatus::kPayloadTooLarge;
+    return r;
+  }
+  const detail::RouteTarget* targets = nullptr;
+  const auto* e = p.routes_for(topic, &targets);
+  if (e == nullptr) {
+    r.status = PublishStatus::kInvalidTopic;
+    return r;
+  }
+  if (e->count == 0) {
+    r.status = PublishStatus::kNoListeners;
+    r.sequence = ++p.seq_;
+    return r;
+  }
+  detail::ChunkHeader* ch = c.take_chunk(k);
+  if (ch == nullptr) {
+    r.status = PublishStatus::kPoolExhausted;
+    return r;
+  }
+  ch->topic_len = static_cast<std::uint32_t>(topic.size());
+  std::memcpy(c.chunk_topic(ch), topic.data(), topic.size());
+  ch->payload_len = static_cast<std::uint32_t>(payload.size());
+  if (!payload.empty()) {
+    std::memcpy(c.chunk_payload(ch), payload.data(), payload.size());
+  }
+  ch->publisher_id = p.id_;
+  ch->sequence = ++p.seq_;
+  ch->timestamp_ns = detail::monotonic_ns();
+  return p.deliver(ch, *e, targets);
+}
+
+PublishResult Publisher::publish(std::string_view topic, Loan&& loan) {
+  detail::PublisherCore& p = *core_;
+  detail::BusCore& c = p.c_;
+  PublishResult r;
+  detail::ChunkHeader* ch = loan.chunk_;
+  loan.chunk_ = nullptr;
+  if (ch == nullptr) {
+    r.status = PublishStatus::kPoolExhausted;
+    return r;
+  }
+  const detail::RouteTarget* targets = nullptr;
+  const auto* e = p.routes_for(topic, &targets);
+  if (e == nullptr || e->count == 0) {
+    c.return_chunk(ch);
+    r.status = e == nullptr ? PublishStatus::kInvalidTopic : PublishStatus::kNoListeners;
+    r.sequence = e == nullptr ? 0 : ++p.seq_;
+    return r;
+  }
+  ch->topic_len = static_cast<std::uint32_t>(topic.size());
+  std::memcpy(c.chunk_topic(ch), topic.data(), topic.size());
+  ch->owner_pid = 0;
+  ch->publisher_id = p.id_;
+  ch->sequence = ++p.seq_;
+  ch->timestamp_ns = detail::monotonic_ns();
+  return p.deliver(ch, *e, targets);
+}
+
+Result<Loan> Publisher::loan(std::size_t size) {
+  detail::BusCore& c = core_->c_;
+  const int k = c.class_for(size);
+  if (k < 0) {
+    return Error{Errc::kPayloadTooLarge, "payload of " + std::to_string(size) +
+                                             " bytes is larger than the largest chunk class (" +
+                                             std::to_string(c.largest_payload()) + " bytes)"};
+  }
+  detail::ChunkHeader* ch = c.take_chunk(k);
+  if (ch == nullptr) {
+    return Error{Errc::kPoolExhausted, "no free chunk of " +
+                                           std::to_string(c.header().pools[k].payload_bytes) +
+                                           " bytes; every one is in use"};
+  }
+  ch->owner_pid = c.pid();
+  ch->payload_len = static_cast<std::uint32_t>(size);
+  return Loan(&c, ch);
+}
+
+void Publisher::set_block_timeout(std::chrono::nanoseconds timeout) {
+  core_->block_timeout_ns_ = static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout.count()));
+}
+
+bool Publisher::behind(std::string_view topic) {
+  const detail::RouteTarget* targets = nullptr;
+  const auto* e = core_->routes_for(topic, &targets);
+  if (e == nullptr) {
+    return false;
+  }
+  detail::BusCore& c = core_->c_;
+  for (std::uint32_t i = 0; i < e->count; ++i) {
+    const detail::ListenerSlot& s = c.slot(targets[i].listener);
+    // relaxed: a gauge.
+    const std::uint32_t cap = s.capacity.load(std::memory_order_relaxed);
+    if (std::uint64_t{c.ring_used(targets[i].listener)} * 100 >=
+        std::uint64_t{cap} * s.high_water_percent) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::uint32_t Publisher::id() const { return core_->id_; }
+std::uint64_t Publisher::route_cache_misses() const { return core_->misses_; }
+
+// --- Loan ---------------------------------------------------------------------
+
+Loan::Loan(Loan&& other) noexcept : core_(other.core_), chunk_(other.chunk_) {
+  other.chunk_ = nullptr;
+}
+Loan& Loan::operator=(Loan&& other) noexcept {
+  if (this != &other) {
+    if (chunk_ != nullptr) {
+      core_->return_chunk(chunk_);
+    }
+    core_ = other.core_;
+    chunk_ = other.chunk_;
+    other.chunk_ = nullptr;
+  }
+  return *this;
+}
+Loan::~Loan() {
+  if (chunk_ != nullptr) {
+    core_->return_chunk(chunk_);
+  }
+}
+std::span<std::byte> Loan::data() { return {core_->chunk_payload(chunk_), chunk_->payload_len}; }
+std::size_t Loan::size() const { return chunk_ == nullptr ? 0 : chunk_->payload_len; }
+void Loan::shrink(std::size_t size) {
+  if (chunk_ != nullptr && size < chunk_->payload_len) {
+    chunk_->payload_len = static_cast<std::uint32_t>(size);
+  }
+}
+
+}  // namespace ipcbus
