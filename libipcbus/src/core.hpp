@@ -205,7 +205,10 @@ class BusCore {
   std::uint32_t try_pop(std::uint32_t i) {
     ListenerSlot& s = listeners_[i];
     RingEntry* r = ring(i);
-    const std::uint64_t mask = s.allocated - 1;
+    // The header's copy of the ring size, not the slot's: the slot's first
+    // cache line is written by publishers and the consumer should not read it.
+    const std::uint32_t allocated = header_->ring_capacity;
+    const std::uint64_t mask = allocated - 1;
     // relaxed: a starting guess; the entry's sequence decides.
     std::uint64_t pos = s.head.load(std::memory_order_relaxed);
     for (;;) {
@@ -219,7 +222,7 @@ class BusCore {
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
           // SYNC(ring-free): release pairs with the acquire in try_push().
-          e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + s.allocated))
+          e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated))
                       << 32 |
                       kNone,
                   std::memory_order_release);

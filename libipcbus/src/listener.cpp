@@ -15,7 +15,12 @@ constexpr std::uint64_t state_value(ListenerState s) { return static_cast<std::u
 
 Listener::Listener(std::shared_ptr<detail::BusCore> core, std::uint32_t index,
                    std::uint32_t generation)
-    : core_(std::move(core)), index_(index), generation_(generation) {}
+    : core_(std::move(core)), index_(index), generation_(generation) {
+  const detail::ListenerSlot& s = core_->slot(index_);
+  overflow_ = static_cast<Overflow>(s.overflow);
+  wait_ = static_cast<WaitStrategy>(s.wait);
+  adaptive_ = s.adaptive != 0;
+}
 
 Listener::Listener(Listener&& other) noexcept
     : core_(std::move(other.core_)),
@@ -24,6 +29,9 @@ Listener::Listener(Listener&& other) noexcept
       receives_since_check_(other.receives_since_check_),
       received_(other.received_),
       state_(other.state_),
+      overflow_(other.overflow_),
+      wait_(other.wait_),
+      adaptive_(other.adaptive_),
       filters_(std::move(other.filters_)) {
   other.state_ = ListenerState::kClosed;
 }
@@ -37,6 +45,9 @@ Listener& Listener::operator=(Listener&& other) noexcept {
     receives_since_check_ = other.receives_since_check_;
     received_ = other.received_;
     state_ = other.state_;
+    overflow_ = other.overflow_;
+    wait_ = other.wait_;
+    adaptive_ = other.adaptive_;
     filters_ = std::move(other.filters_);
     other.state_ = ListenerState::kClosed;
   }
@@ -77,17 +88,17 @@ std::optional<Sample> Listener::try_receive() {
   detail::ListenerSlot& s = c.slot(index_);
   const std::uint32_t ref = c.try_pop(index_);
   if (ref == detail::kNone) {
-    if (s.adaptive != 0) {
+    if (adaptive_) {
       maybe_shrink();
     }
     return std::nullopt;
   }
   // relaxed: this listener is the counter's only writer; tools read it.
   s.received.store(++received_, std::memory_order_relaxed);
-  if (s.overflow == static_cast<std::uint8_t>(Overflow::kBlock)) {
+  if (overflow_ == Overflow::kBlock) {
     c.wake_space_waiters(s);
   }
-  if (s.adaptive != 0 && (++receives_since_check_ & 63U) == 0) {
+  if (adaptive_ && (++receives_since_check_ & 63U) == 0) {
     maybe_shrink();
   }
   return Sample(&c, c.chunk(ref));
@@ -103,7 +114,7 @@ std::optional<Sample> Listener::receive_for(std::chrono::nanoseconds timeout) {
   detail::ListenerSlot& s = core_->slot(index_);
   const std::uint64_t start = detail::monotonic_ns();
   const std::uint64_t deadline = start + static_cast<std::uint64_t>(timeout.count());
-  const auto strategy = static_cast<WaitStrategy>(s.wait);
+  const WaitStrategy strategy = wait_;
 
   if (strategy != WaitStrategy::kSleep) {
     const std::uint64_t spin_until =

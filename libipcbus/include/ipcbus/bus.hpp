@@ -255,6 +255,11 @@ class Listener {
   std::uint32_t receives_since_check_ = 0;
   std::uint64_t received_ = 0;
   ListenerState state_ = ListenerState::kActive;
+  // Options fixed for the listener's life, kept here so that receiving does
+  // not read the slot's first cache line, which publishers write (pins).
+  Overflow overflow_ = Overflow::kDropOldest;
+  WaitStrategy wait_ = WaitStrategy::kHybrid;
+  bool adaptive_ = false;
   std::vector<std::string> filters_;
   void maybe_shrink();
 };
