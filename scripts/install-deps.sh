@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev    # JSON output of the CLI and the replay job
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev      # micro benchmarks
+  libzmq3-dev iceoryx libiceoryx-posh-dev  # peers the benchmark measures us against
+  gnuplot-nox           # the benchmark's PNG plots
 )
 
 missing=()
