@@ -3,6 +3,7 @@
 #include "segment.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -333,6 +334,20 @@ Result<std::string> shm_name(const std::string& name) {
 
 namespace {
 
+// Fault every page of the mapping in now, so that the first events do not pay
+// for page faults (pre-warming). Failure is harmless: pages fault on use.
+void prefault(void* base, std::uint64_t bytes) {
+  if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) {
+    return;
+  }
+  // Older kernels: touch one byte per page. relaxed: a read for its side
+  // effect only; the byte may be in use by other processes.
+  auto* p = static_cast<char*>(base);
+  for (std::uint64_t off = 0; off < bytes; off += 4096) {
+    (void)std::atomic_ref<char>(p[off]).load(std::memory_order_relaxed);
+  }
+}
+
 struct Holder {
   bip::shared_memory_object shm;
   bip::mapped_region region;
@@ -369,6 +384,7 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     return Error{Errc::kSystem, "cannot size bus segment /dev/shm/" + shm + " to " +
                                     std::to_string(bytes) + " bytes: " + e.what()};
   }
+  prefault(holder->region.get_address(), bytes);
   init_segment(holder->region.get_address(), bytes, config);
   Mapping m;
   m.base = holder->region.get_address();
@@ -415,6 +431,7 @@ Result<Mapping> open_existing(const std::string& shm, std::chrono::milliseconds 
         }
         const std::uint64_t bytes = h->segment_bytes;
         holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
+        prefault(holder->region.get_address(), bytes);
         Mapping m;
         m.base = holder->region.get_address();
         m.bytes = bytes;
