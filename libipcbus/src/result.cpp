@@ -34,6 +34,8 @@ const char* errc_name(Errc code) {
       return "permission denied";
     case Errc::kClosed:
       return "closed";
+    case Errc::kNoSpace:
+      return "no space";
     case Errc::kSystem:
       return "system error";
   }

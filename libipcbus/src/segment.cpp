@@ -3,7 +3,9 @@
 #include "segment.hpp"
 
 #include <spdlog/spdlog.h>
+#include <grp.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -376,8 +378,30 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     }
     return system_error("cannot create bus segment /dev/shm/" + shm, e);
   }
+  if (!config.group.empty()) {
+    const group* g = getgrnam(config.group.c_str());
+    const int fd = holder->shm.get_mapping_handle().handle;
+    if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
+      const std::string why = g == nullptr ? "no such group" : std::strerror(errno);
+      bip::shared_memory_object::remove(shm.c_str());
+      return Error{Errc::kPermissionDenied,
+                   "cannot give bus segment /dev/shm/" + shm + " to group '" + config.group +
+                       "': " + why};
+    }
+    // fchown may clear set-id bits only; the mode stays as created.
+  }
   try {
     holder->shm.truncate(static_cast<bip::offset_t>(bytes));
+    // Reserve every page now: on a full /dev/shm a later first touch would
+    // raise SIGBUS in some process instead of an error here.
+    const int rc = posix_fallocate(holder->shm.get_mapping_handle().handle, 0,
+                                   static_cast<off_t>(bytes));
+    if (rc != 0) {
+      bip::shared_memory_object::remove(shm.c_str());
+      return Error{rc == ENOSPC ? Errc::kNoSpace : Errc::kSystem,
+                   "cannot reserve " + std::to_string(bytes) + " bytes for bus segment /dev/shm/" +
+                       shm + ": " + std::strerror(rc)};
+    }
     holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
   } catch (const bip::interprocess_exception& e) {
     bip::shared_memory_object::remove(shm.c_str());
@@ -394,7 +418,8 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
   return m;
 }
 
-Result<Mapping> open_existing(const std::string& shm, std::chrono::milliseconds ready_timeout) {
+Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options) {
+  const std::chrono::milliseconds ready_timeout = options.ready_timeout;
   auto holder = std::make_shared<Holder>();
   try {
     holder->shm = bip::shared_memory_object(bip::open_only, shm.c_str(), bip::read_write);
@@ -408,12 +433,11 @@ Result<Mapping> open_existing(const std::string& shm, std::chrono::milliseconds 
   if (fstat(holder->shm.get_mapping_handle().handle, &st) != 0) {
     return Error{Errc::kSystem, std::string("fstat: ") + std::strerror(errno)};
   }
-  if (st.st_uid != geteuid()) {
-    // LIMIT: no option yet to admit another user's bus; the hardening issue
-    // adds a configured group/mode. Refused, so nobody joins by accident.
-    return Error{Errc::kPermissionDenied, "bus segment /dev/shm/" + shm + " belongs to uid " +
-                                              std::to_string(st.st_uid) + ", not to uid " +
-                                              std::to_string(geteuid())};
+  if (st.st_uid != geteuid() && !options.allow_other_owner) {
+    return Error{Errc::kPermissionDenied,
+                 "bus segment /dev/shm/" + shm + " belongs to uid " + std::to_string(st.st_uid) +
+                     ", not to uid " + std::to_string(geteuid()) +
+                     "; opening another user's bus must be allowed explicitly"};
   }
   // Wait until the creator has sized the segment and stored the magic.
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
@@ -462,7 +486,7 @@ Result<Mapping> map_bus(const std::string& name, const OpenOptions& options) {
         return created;
       }
     }
-    return open_existing(*shm, options.ready_timeout);
+    return open_existing(*shm, options);
   } catch (const bip::interprocess_exception& e) {
     return system_error("bus segment /dev/shm/" + *shm, e);
   } catch (const std::exception& e) {

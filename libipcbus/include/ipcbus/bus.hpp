@@ -309,6 +309,9 @@ struct OpenOptions {
   bool create = true;           // create the bus if it does not exist
   Config config;                // used only when this call creates the bus
   std::chrono::milliseconds ready_timeout{2000};  // wait for a creator to finish
+  // Open a bus whose segment belongs to another user. Off by default: a bus
+  // of another user is refused even when its mode would let us in.
+  bool allow_other_owner = false;
 };
 
 // Bus: a handle to one mapped segment. Copies share the mapping; the process

@@ -26,6 +26,7 @@ enum class Errc : std::uint8_t {
   kListenerTableFull,   // every listener slot is taken
   kTrieFull,            // no free trie node or subscription record
   kProcessTableFull,    // every process entry is taken
+  kNoSpace,             // /dev/shm has no room for a new segment of this size
   // The bus cannot be used as it is: do not retry until the state is fixed.
   kForeignSegment,      // the segment's magic is not ipcbus's
   kLayoutMismatch,      // the segment was made by a build with another layout
