@@ -278,7 +278,10 @@ Result<Bus> Bus::open(const OpenOptions& options) {
   const std::string name = resolve_bus_name(options.name);
   auto mapped = detail::map_bus(name, options);
   if (!mapped) {
-    detail::log().error("attach failed bus={} reason={}", name, mapped.error().message);
+    // A missing bus is an answer, not a failure, for callers asking create=false.
+    const auto level = mapped.error().code == Errc::kNotFound ? spdlog::level::debug
+                                                              : spdlog::level::err;
+    detail::log().log(level, "attach failed bus={} reason={}", name, mapped.error().message);
     return mapped.error();
   }
   detail::Mapping m = std::move(mapped.value());
