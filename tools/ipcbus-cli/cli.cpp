@@ -1,0 +1,112 @@
+// cli.cpp: the --bus option, opening a bus with messages for people, the
+// tool's logger and its stop flag.
+#include "cli.hpp"
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace ipcbus::cli {
+
+namespace {
+
+// Raised by the signal handler, read by the command loops.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free,
+              "a signal handler may only touch lock-free atomics");
+
+void on_stop_signal(int /*signal*/) {
+  // relaxed: a lone flag; nothing else is published with it.
+  g_stop.store(true, std::memory_order_relaxed);
+}
+
+// QuietLibraryLog silences the library's logger while the tool is about to
+// report the same failure itself, unless the user asked for a log level.
+class QuietLibraryLog {
+ public:
+  QuietLibraryLog() : logger_(spdlog::get("ipcbus")) {
+    if (logger_ && std::getenv("IPCBUS_LOG_LEVEL") == nullptr) {
+      saved_ = logger_->level();
+      logger_->set_level(spdlog::level::off);
+    } else {
+      logger_.reset();
+    }
+  }
+  ~QuietLibraryLog() {
+    if (logger_) {
+      logger_->set_level(saved_);
+    }
+  }
+  QuietLibraryLog(const QuietLibraryLog&) = delete;
+  QuietLibraryLog& operator=(const QuietLibraryLog&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+  spdlog::level::level_enum saved_ = spdlog::level::warn;
+};
+
+}  // namespace
+
+void add_bus_option(CLI::App& command, std::string& name) {
+  command.add_option("--bus", name, "Bus name (default: $IPCBUS_BUS, else \"default\")")
+      ->type_name("NAME");
+}
+
+Bus open_bus(const std::string& name, bool create) {
+  OpenOptions options;
+  options.name = resolve_bus_name(name);
+  options.create = create;
+  Result<Bus> bus = [&] {
+    QuietLibraryLog quiet;
+    return Bus::open(options);
+  }();
+  if (bus) {
+    return std::move(bus).value();
+  }
+  const Error& e = bus.error();
+  const std::string what = "bus '" + options.name + "'";
+  switch (e.code) {
+    case Errc::kNotFound:
+      throw CliError(kExitRuntime, "no bus named '" + options.name + "' (" + e.message +
+                                       "); start a publisher or subscriber first");
+    case Errc::kInvalidArgument:
+      throw CliError(kExitUsage, "invalid bus name '" + options.name + "': " + e.message);
+    case Errc::kLayoutMismatch:
+      throw CliError(kExitRuntime,
+                     what + " was made by an incompatible build (this one reads layout " +
+                         std::to_string(layout_version()) + "): " + e.message);
+    default:
+      throw CliError(kExitRuntime,
+                     "cannot open " + what + ": " + errc_name(e.code) + ": " + e.message);
+  }
+}
+
+void install_logger() {
+  if (spdlog::get("ipcbus")) {
+    return;
+  }
+  auto logger = spdlog::stderr_color_mt("ipcbus");
+  logger->set_pattern("%n: %^%l%$: %v");
+  const char* level = std::getenv("IPCBUS_LOG_LEVEL");
+  logger->set_level(level != nullptr ? spdlog::level::from_str(level) : spdlog::level::warn);
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART, see the header
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool stop_requested() {
+  // relaxed: see on_stop_signal().
+  return g_stop.load(std::memory_order_relaxed);
+}
+
+}  // namespace ipcbus::cli

@@ -1,0 +1,69 @@
+// main.cpp: the `ipcbus` command-line tool. Parses the command line with
+// CLI11, runs the one subcommand given, and turns every failure into one line
+// on stderr and an exit code: 0 success, 1 the command failed, 2 bad usage.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+#include <vector>
+
+#include "cli.hpp"
+#include "ipcbus/bus.hpp"
+
+namespace {
+
+constexpr const char* kDescription =
+    "ipcbus: publish, subscribe and inspect an ipcbus shared-memory event bus.\n"
+    "Exit status: 0 success, 1 the command failed, 2 bad usage.";
+
+int run(int argc, char** argv) {
+  using namespace ipcbus::cli;
+  CLI::App app(kDescription, "ipcbus");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ipcbus ") + IPCBUS_VERSION + " (segment layout " +
+                                        std::to_string(ipcbus::layout_version()) + ")");
+  std::vector<Command> commands;
+  commands.push_back(add_pub_command(app));
+  commands.push_back(add_sub_command(app));
+  commands.push_back(add_match_command(app));
+  commands.push_back(add_ls_command(app));
+  commands.push_back(add_stat_command(app));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the error and a hint
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  for (const Command& command : commands) {
+    if (!app.got_subcommand(command.app)) {
+      continue;
+    }
+    try {
+      const int code = command.run();
+      std::cout.flush();
+      if (!std::cout) {
+        throw CliError(kExitRuntime, "cannot write to standard output");
+      }
+      return code;
+    } catch (const CliError& e) {
+      std::cerr << "ipcbus " << command.app->get_name() << ": " << e.what() << '\n';
+      return e.code();
+    }
+  }
+  return kExitUsage;  // unreachable: require_subcommand(1)
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    ipcbus::cli::install_logger();
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "ipcbus: " << e.what() << '\n';
+  } catch (...) {
+    std::cerr << "ipcbus: unexpected error\n";
+  }
+  return ipcbus::cli::kExitRuntime;
+}
