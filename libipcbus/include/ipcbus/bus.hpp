@@ -77,6 +77,9 @@ struct ListenerOptions {
   // listener has drained below a quarter of it and no high-water signal came
   // for `quiet_period`. See docs/architecture.md, "Adaptive capacity".
   bool adaptive = false;
+  // Keep a receive-latency histogram in the segment (see LatencyHistogram);
+  // costs one clock read per receive while on. Switchable at run time.
+  bool latency_histogram = false;
   std::uint32_t min_capacity = 16;
   std::uint32_t grow_after = 8;
   std::chrono::milliseconds quiet_period{1000};
@@ -92,6 +95,25 @@ struct ListenerCounters {
   std::uint64_t block_timeouts = 0;   // not delivered: ring full past a publisher's timeout
   std::uint64_t high_water_signals = 0;
   std::uint64_t wakeups = 0;          // futex wakes publishers made for this listener
+};
+
+// Receive latency (receive time minus publish timestamp) in coarse
+// power-of-two buckets: bucket 0 counts below 128 ns, bucket k (1..kBuckets-2)
+// counts [128 ns * 2^(k-1), 128 ns * 2^k), the last bucket everything above.
+struct LatencyHistogram {
+  static constexpr int kBuckets = 20;
+  std::uint64_t counts[kBuckets] = {};
+  // Upper bound of bucket k in nanoseconds (the last bucket has none: 0).
+  static std::uint64_t upper_ns(int k) {
+    return k >= kBuckets - 1 ? 0 : 128ULL << static_cast<unsigned>(k);
+  }
+  static int bucket_of(std::uint64_t ns) {
+    int k = 0;
+    while (k < kBuckets - 1 && ns >= (128ULL << static_cast<unsigned>(k))) {
+      ++k;
+    }
+    return k;
+  }
 };
 
 // The fill level of a listener's ring.
@@ -239,6 +261,9 @@ class Listener {
   Result<void> resume();
   void close();
 
+  // Switch the receive-latency histogram on or off.
+  void set_latency_histogram(bool on);
+
   ListenerState state() const;
   Fill fill() const;
   ListenerCounters counters() const;
@@ -260,6 +285,7 @@ class Listener {
   Overflow overflow_ = Overflow::kDropOldest;
   WaitStrategy wait_ = WaitStrategy::kHybrid;
   bool adaptive_ = false;
+  bool histogram_ = false;
   std::vector<std::string> filters_;
   void maybe_shrink();
 };
@@ -280,7 +306,24 @@ struct ListenerInfo {
   bool adaptive = false;
   Fill fill;
   ListenerCounters counters;
+  bool histogram_enabled = false;
+  LatencyHistogram latency;
   std::vector<std::string> filters;
+};
+struct PublisherInfo {
+  std::uint32_t id = 0;
+  std::int32_t pid = 0;
+  std::uint64_t published = 0;   // events accepted (with or without listeners)
+  std::uint64_t bytes = 0;       // payload bytes of those events
+};
+// One deduplicated entry of the bus's error log: notable events (refused
+// attaches, reclaims, drops past a threshold) kept in the segment.
+struct ErrorLogEntry {
+  std::string kind;      // a short word: "attach-refused", "drops", "reclaim", ...
+  std::string message;
+  std::uint64_t count = 0;
+  std::uint64_t first_realtime_ns = 0;
+  std::uint64_t last_realtime_ns = 0;
 };
 struct ProcessInfo {
   std::uint32_t index = 0;
@@ -299,8 +342,10 @@ struct BusInfo {
   std::uint32_t subscriptions_used = 0;
   std::uint64_t publishers_created = 0;
   std::vector<PoolInfo> pools;
-  std::vector<ListenerInfo> listeners;  // slots not free
-  std::vector<ProcessInfo> processes;   // entries in use
+  std::vector<ListenerInfo> listeners;    // slots not free
+  std::vector<ProcessInfo> processes;     // entries in use
+  std::vector<PublisherInfo> publishers;  // live publishers
+  std::vector<ErrorLogEntry> errors;      // the error log, oldest first
 };
 
 // How to open a bus.
@@ -333,6 +378,11 @@ class Bus {
   const std::string& name() const;
   const Config& config() const;  // what the segment says
   BusInfo inspect() const;
+
+  // record_error adds to the bus's deduplicated error log: an entry with the
+  // same kind and message gets its count and last time updated. Slow path:
+  // never call it from a publish or receive loop. Text is cut to fit.
+  void record_error(std::string_view kind, std::string_view message);
 
  private:
   explicit Bus(std::shared_ptr<detail::BusCore> core) : core_(std::move(core)) {}
