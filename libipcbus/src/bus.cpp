@@ -6,7 +6,9 @@
 
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -145,6 +147,27 @@ BusCore::~BusCore() {
   log().debug("detached bus={} pid={}", name_, pid_);
 }
 
+void BusCore::record_error(std::string_view kind, std::string_view text) {
+  record_error_at(error_log(), header_->errlog_entries, kind, text, &header_->errlog_dropped);
+}
+
+PublisherSlot* BusCore::claim_publisher_slot(std::uint32_t id) {
+  PublisherSlot* slots = publisher_slots();
+  for (std::uint32_t i = 0; i < header_->max_publishers; ++i) {
+    std::uint32_t expected = 0;
+    // acq_rel: one publisher wins the slot; acquire sees the last owner's reset.
+    if (slots[i].state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      slots[i].id = id;
+      slots[i].pid = pid_;
+      // relaxed: counters for tools.
+      slots[i].published.store(0, std::memory_order_relaxed);
+      slots[i].bytes.store(0, std::memory_order_relaxed);
+      return &slots[i];
+    }
+  }
+  return nullptr;
+}
+
 Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uint32_t* gen) {
   const std::uint32_t allocated = header_->ring_capacity;
   std::uint32_t cap = o.capacity != 0 ? o.capacity : (o.adaptive ? 64 : allocated);
@@ -195,6 +218,10 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
         s.last_high_water_ns.store(0, std::memory_order_relaxed);
         s.last_resize_ns.store(monotonic_ns(), std::memory_order_relaxed);
         s.sleeping.store(0, std::memory_order_relaxed);
+        for (auto& bucket : s.latency) {
+          bucket.store(0, std::memory_order_relaxed);
+        }
+        s.histogram_on.store(o.latency_histogram ? 1 : 0, std::memory_order_relaxed);
         if (process_index_ != kNone) {
           auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
           // relaxed: a gauge.
@@ -288,6 +315,10 @@ Result<Bus> Bus::open(const OpenOptions& options) {
   auto* h = static_cast<detail::SegmentHeader*>(m.base);
   const std::uint32_t proc = detail::register_process(*h, static_cast<char*>(m.base));
   if (proc == detail::kNone) {
+    detail::record_error_at(
+        reinterpret_cast<detail::ErrorRecord*>(static_cast<char*>(m.base) + h->errlog_off),
+        h->errlog_entries, "attach-refused",
+        "pid " + std::to_string(getpid()) + ": process table full", &h->errlog_dropped);
     return Error{Errc::kProcessTableFull,
                  "all " + std::to_string(h->max_processes) +
                      " process entries of the bus are held by live processes (max_processes)"};
@@ -313,6 +344,9 @@ Result<void> Bus::destroy(const std::string& name) {
 }
 
 const std::string& Bus::name() const { return core_->name(); }
+void Bus::record_error(std::string_view kind, std::string_view message) {
+  core_->record_error(kind, message);
+}
 const Config& Bus::config() const { return core_->config(); }
 
 Result<Listener> Bus::listen(const ListenerOptions& options) {
@@ -367,6 +401,10 @@ BusInfo Bus::inspect() const {
     l.counters.block_timeouts = s.block_timeouts.load(std::memory_order_relaxed);
     l.counters.high_water_signals = s.high_water_signals.load(std::memory_order_relaxed);
     l.counters.wakeups = s.wakeups.load(std::memory_order_relaxed);
+    l.histogram_enabled = s.histogram_on.load(std::memory_order_relaxed) != 0;
+    for (int k = 0; k < LatencyHistogram::kBuckets; ++k) {
+      l.latency.counts[k] = s.latency[k].load(std::memory_order_relaxed);
+    }
     l.filters = core_->filters_of(i);
     info.listeners.push_back(std::move(l));
   }
@@ -384,6 +422,32 @@ BusInfo Bus::inspect() const {
     p.listeners = e.listeners.load(std::memory_order_relaxed);
     info.processes.push_back(p);
   }
+  const PublisherSlot* pubs = core_->publisher_slots();
+  for (std::uint32_t i = 0; i < h.max_publishers; ++i) {
+    if (pubs[i].state.load(std::memory_order_acquire) != 1) {
+      continue;
+    }
+    info.publishers.push_back({pubs[i].id, pubs[i].pid,
+                               pubs[i].published.load(std::memory_order_relaxed),
+                               pubs[i].bytes.load(std::memory_order_relaxed)});
+  }
+  const ErrorRecord* log = core_->error_log();
+  for (std::uint32_t i = 0; i < h.errlog_entries; ++i) {
+    // acquire: SYNC with record_error_at()'s release of state 2.
+    if (log[i].state.load(std::memory_order_acquire) != 2) {
+      continue;
+    }
+    ErrorLogEntry e;
+    e.kind.assign(log[i].kind, strnlen(log[i].kind, sizeof(log[i].kind)));
+    e.message.assign(log[i].text, std::min<std::size_t>(log[i].text_len, sizeof(log[i].text)));
+    e.count = log[i].count.load(std::memory_order_relaxed);
+    e.first_realtime_ns = log[i].first_realtime_ns.load(std::memory_order_relaxed);
+    e.last_realtime_ns = log[i].last_realtime_ns.load(std::memory_order_relaxed);
+    info.errors.push_back(std::move(e));
+  }
+  std::sort(info.errors.begin(), info.errors.end(), [](const auto& a, const auto& b) {
+    return a.first_realtime_ns < b.first_realtime_ns;
+  });
   return info;
 }
 

@@ -47,7 +47,8 @@ Result<void> read_u32(std::string_view source, const toml::table& table, std::st
 Result<void> read_bus(std::string_view source, const toml::table& t, Config* c) {
   if (auto ok = only_keys(source, t, "bus",
                           {"max_listeners", "ring_capacity", "trie_nodes", "subscriptions",
-                           "max_topic_bytes", "max_level_bytes", "max_processes", "mode", "group",
+                           "max_topic_bytes", "max_level_bytes", "max_processes", "max_publishers",
+                           "mode", "group",
                            "pools"});
       !ok) {
     return ok;
@@ -57,7 +58,8 @@ Result<void> read_bus(std::string_view source, const toml::table& t, Config* c) 
         std::pair{"trie_nodes", &c->trie_nodes}, std::pair{"subscriptions", &c->subscriptions},
         std::pair{"max_topic_bytes", &c->max_topic_bytes},
         std::pair{"max_level_bytes", &c->max_level_bytes},
-        std::pair{"max_processes", &c->max_processes}}) {
+        std::pair{"max_processes", &c->max_processes},
+        std::pair{"max_publishers", &c->max_publishers}}) {
     if (auto ok = read_u32(source, t, key, field); !ok) {
       return ok;
     }

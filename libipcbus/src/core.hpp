@@ -296,6 +296,17 @@ class BusCore {
   std::uint32_t find_child(std::uint32_t parent, std::string_view label,
                            std::uint64_t label_hash) const;
 
+  // --- observability (bus.cpp) -----------------------------------------------
+  void record_error(std::string_view kind, std::string_view text);
+  ErrorRecord* error_log() const {
+    return reinterpret_cast<ErrorRecord*>(base_ + header_->errlog_off);
+  }
+  PublisherSlot* publisher_slots() const {
+    return reinterpret_cast<PublisherSlot*>(base_ + header_->publisher_off);
+  }
+  // claim_publisher_slot returns a free publisher slot, or nullptr if all are taken.
+  PublisherSlot* claim_publisher_slot(std::uint32_t id);
+
   // --- claiming and releasing listener slots (bus.cpp) ----------------------
   Result<std::uint32_t> claim_listener(const ListenerOptions& options, std::uint32_t* generation);
   void close_listener(std::uint32_t index, std::uint32_t generation);

@@ -90,11 +90,35 @@ struct alignas(kCacheLine) PoolHead {
   std::atomic<std::uint32_t> free_count;
 };
 
+// The error log's record format. It has its own version, kept apart from
+// the layout version and at a fixed place in the header, so that a process
+// of another layout can still say in the log why it was refused.
+inline constexpr std::uint32_t kErrorLogVersion = 1;
+inline constexpr std::uint32_t kErrorLogEntries = 64;
+
+// One deduplicated error-log record, claimed by CAS of state 0 -> 1 and
+// ready at 2.
+struct ErrorRecord {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t text_len;
+  std::atomic<std::uint64_t> key;  // hash of kind and text, for deduplication
+  std::atomic<std::uint64_t> count;
+  std::atomic<std::uint64_t> first_realtime_ns;
+  std::atomic<std::uint64_t> last_realtime_ns;
+  char kind[16];
+  char text[72];
+};
+static_assert(sizeof(ErrorRecord) == 128, "error records are part of the error log version");
+
 struct SegmentHeader {
+  // The first 32 bytes keep their meaning in every layout version.
   // Written last by the creator (release); zero means "not ready yet".
   std::atomic<std::uint64_t> magic;
   std::uint32_t layout_version;
   std::uint32_t header_bytes;
+  std::uint32_t errlog_version;  // kErrorLogVersion
+  std::uint32_t errlog_entries;
+  std::uint64_t errlog_off;      // ErrorRecord[errlog_entries]
   std::uint64_t fingerprint;  // sizes of this build's structures, see layout_fingerprint()
   std::uint64_t segment_bytes;
   std::int32_t creator_pid;
@@ -110,6 +134,8 @@ struct SegmentHeader {
   std::uint32_t max_level_bytes;
   std::uint32_t max_processes;
   std::uint32_t mode;
+  std::uint32_t max_publishers;
+  std::uint32_t reserved1;
   std::uint32_t edge_count;  // power of two
   std::uint32_t node_stride;
   PoolDesc pools[kMaxPoolClasses];
@@ -121,6 +147,7 @@ struct SegmentHeader {
   std::uint64_t node_off;
   std::uint64_t edge_off;
   std::uint64_t sub_off;
+  std::uint64_t publisher_off;
 
   // Trie writers hold this robust, process-shared mutex. Readers (publishers)
   // never take it: they read under the seqlock below.
@@ -137,6 +164,7 @@ struct SegmentHeader {
 
   alignas(kCacheLine) std::atomic<std::uint32_t> next_publisher_id;
   std::atomic<std::uint32_t> attach_count;
+  std::atomic<std::uint64_t> errlog_dropped;  // records that found the log full
 
   PoolHead pool_heads[kMaxPoolClasses];
 };
@@ -148,6 +176,17 @@ struct alignas(kCacheLine) ProcessEntry {
   std::uint64_t start_time;  // field 22 of /proc/PID/stat: tells a reused pid apart
   std::uint64_t attach_realtime_ns;
   std::atomic<std::uint32_t> listeners;
+};
+
+// Counters of one live publisher, for tools. Claimed by CAS of state 0 -> 1.
+// Only its publisher writes the counters (plain relaxed stores, no RMW).
+struct alignas(kCacheLine) PublisherSlot {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t id;
+  std::int32_t pid;
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> published;
+  std::atomic<std::uint64_t> bytes;
 };
 
 // One listener. Fields are grouped by who writes them so that a publisher
@@ -195,6 +234,10 @@ struct alignas(kCacheLine) ListenerSlot {
   // Line 6: the listener's subscriptions, changed under trie_mutex.
   alignas(kCacheLine) std::atomic<std::uint32_t> subs_head;
   std::atomic<std::uint32_t> filter_count;
+
+  // Lines 7-9: the receive-latency histogram, written by the listener only.
+  alignas(kCacheLine) std::atomic<std::uint32_t> histogram_on;
+  std::atomic<std::uint64_t> latency[20];
 };
 
 // A ring entry: [sequence:32][chunk ref:32]. See ring.hpp.
@@ -255,6 +298,7 @@ constexpr std::uint64_t layout_fingerprint() {
   std::uint64_t h = 1469598103934665603ULL;
   const std::uint64_t parts[] = {sizeof(SegmentHeader), sizeof(ProcessEntry),
                                  sizeof(ListenerSlot),  sizeof(TrieNode),
+                                 sizeof(PublisherSlot), sizeof(ErrorRecord),
                                  sizeof(SubRecord),     sizeof(ChunkHeader),
                                  sizeof(pthread_mutex_t), kLayoutVersion};
   for (std::uint64_t p : parts) {

@@ -20,6 +20,8 @@ Listener::Listener(std::shared_ptr<detail::BusCore> core, std::uint32_t index,
   overflow_ = static_cast<Overflow>(s.overflow);
   wait_ = static_cast<WaitStrategy>(s.wait);
   adaptive_ = s.adaptive != 0;
+  // relaxed: only this listener switches it.
+  histogram_ = s.histogram_on.load(std::memory_order_relaxed) != 0;
 }
 
 Listener::Listener(Listener&& other) noexcept
@@ -32,6 +34,7 @@ Listener::Listener(Listener&& other) noexcept
       overflow_(other.overflow_),
       wait_(other.wait_),
       adaptive_(other.adaptive_),
+      histogram_(other.histogram_),
       filters_(std::move(other.filters_)) {
   other.state_ = ListenerState::kClosed;
 }
@@ -48,6 +51,7 @@ Listener& Listener::operator=(Listener&& other) noexcept {
     overflow_ = other.overflow_;
     wait_ = other.wait_;
     adaptive_ = other.adaptive_;
+    histogram_ = other.histogram_;
     filters_ = std::move(other.filters_);
     other.state_ = ListenerState::kClosed;
   }
@@ -101,7 +105,15 @@ std::optional<Sample> Listener::try_receive() {
   if (adaptive_ && (++receives_since_check_ & 63U) == 0) {
     maybe_shrink();
   }
-  return Sample(&c, c.chunk(ref));
+  detail::ChunkHeader* ch = c.chunk(ref);
+  if (histogram_) {
+    const std::uint64_t now = detail::monotonic_ns();
+    const std::uint64_t ns = now > ch->timestamp_ns ? now - ch->timestamp_ns : 0;
+    auto& bucket = s.latency[LatencyHistogram::bucket_of(ns)];
+    // relaxed: this listener is the only writer; tools read the buckets.
+    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  return Sample(&c, ch);
 }
 
 std::optional<Sample> Listener::receive_for(std::chrono::nanoseconds timeout) {
@@ -235,6 +247,14 @@ void Listener::close() {
     core_->close_listener(index_, generation_);
   }
   state_ = ListenerState::kClosed;
+}
+
+void Listener::set_latency_histogram(bool on) {
+  if (core_) {
+    // relaxed: only this listener reads it on its receive path.
+    core_->slot(index_).histogram_on.store(on ? 1 : 0, std::memory_order_relaxed);
+  }
+  histogram_ = on;
 }
 
 ListenerState Listener::state() const { return state_; }

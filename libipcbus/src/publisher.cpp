@@ -32,6 +32,26 @@ class PublisherCore {
         routes_(static_cast<std::size_t>(kCacheEntries) * max_listeners_) {
     // relaxed: a unique number is all we need.
     id_ = c_.header().next_publisher_id.fetch_add(1, std::memory_order_relaxed);
+    slot_ = c_.claim_publisher_slot(id_);
+  }
+  ~PublisherCore() {
+    if (slot_ != nullptr) {
+      // release: the next claimer's acquire CAS sees our last counters gone.
+      slot_->state.store(0, std::memory_order_release);
+    }
+  }
+  PublisherCore(const PublisherCore&) = delete;
+  PublisherCore& operator=(const PublisherCore&) = delete;
+
+  // Count one accepted event for tools: this publisher is the counters' only
+  // writer, so relaxed loads and stores suffice and no RMW is paid.
+  void count(std::size_t bytes) {
+    if (slot_ != nullptr) {
+      slot_->published.store(slot_->published.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+      slot_->bytes.store(slot_->bytes.load(std::memory_order_relaxed) + bytes,
+                         std::memory_order_relaxed);
+    }
   }
 
   struct Entry {
@@ -235,6 +255,7 @@ class PublisherCore {
   std::vector<char> topics_;
   std::vector<RouteTarget> routes_;
   std::uint32_t id_ = 0;
+  PublisherSlot* slot_ = nullptr;
   std::uint64_t seq_ = 0;
   std::uint64_t block_timeout_ns_ = 1000000000ULL;
   std::uint64_t misses_ = 0;
@@ -273,6 +294,7 @@ PublishResult Publisher::publish(std::string_view topic, std::span<const std::by
   if (e->count == 0) {
     r.status = PublishStatus::kNoListeners;
     r.sequence = ++p.seq_;
+    p.count(payload.size());
     return r;
   }
   detail::ChunkHeader* ch = c.take_chunk(k);
@@ -289,6 +311,7 @@ PublishResult Publisher::publish(std::string_view topic, std::span<const std::by
   ch->publisher_id = p.id_;
   ch->sequence = ++p.seq_;
   ch->timestamp_ns = detail::monotonic_ns();
+  p.count(payload.size());
   return p.deliver(ch, *e, targets);
 }
 
@@ -305,6 +328,9 @@ PublishResult Publisher::publish(std::string_view topic, Loan&& loan) {
   const detail::RouteTarget* targets = nullptr;
   const auto* e = p.routes_for(topic, &targets);
   if (e == nullptr || e->count == 0) {
+    if (e != nullptr) {
+      p.count(ch->payload_len);
+    }
     c.return_chunk(ch);
     r.status = e == nullptr ? PublishStatus::kInvalidTopic : PublishStatus::kNoListeners;
     r.sequence = e == nullptr ? 0 : ++p.seq_;
@@ -316,6 +342,7 @@ PublishResult Publisher::publish(std::string_view topic, Loan&& loan) {
   ch->publisher_id = p.id_;
   ch->sequence = ++p.seq_;
   ch->timestamp_ns = detail::monotonic_ns();
+  p.count(ch->payload_len);
   return p.deliver(ch, *e, targets);
 }
 

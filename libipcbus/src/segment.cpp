@@ -73,6 +73,10 @@ Result<void> Config::validate() const {
     return invalid("config: max_level_bytes must be 1..max_topic_bytes, got " +
                    std::to_string(max_level_bytes));
   }
+  if (max_publishers == 0 || max_publishers > 65536) {
+    return invalid("config: max_publishers must be 1..65536, got " +
+                   std::to_string(max_publishers));
+  }
   if (max_processes == 0 || max_processes > 65536) {
     return invalid("config: max_processes must be 1..65536, got " + std::to_string(max_processes));
   }
@@ -103,6 +107,10 @@ namespace detail {
 Layout compute_layout(const Config& c) {
   Layout l;
   std::uint64_t off = align_up(sizeof(SegmentHeader), kCacheLine);
+  l.errlog_off = off;
+  off += std::uint64_t{kErrorLogEntries} * sizeof(ErrorRecord);
+  l.publisher_off = off;
+  off += std::uint64_t{c.max_publishers} * sizeof(PublisherSlot);
   l.proc_off = off;
   off += align_up(std::uint64_t{c.max_processes} * sizeof(ProcessEntry), kCacheLine);
   l.listener_off = off;
@@ -152,6 +160,7 @@ Config config_of(const SegmentHeader& h) {
   c.max_topic_bytes = h.max_topic_bytes;
   c.max_level_bytes = h.max_level_bytes;
   c.max_processes = h.max_processes;
+  c.max_publishers = h.max_publishers;
   c.mode = h.mode;
   return c;
 }
@@ -184,6 +193,11 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
   auto* h = new (b) SegmentHeader{};
   h->layout_version = kLayoutVersion;
   h->header_bytes = sizeof(SegmentHeader);
+  h->errlog_version = kErrorLogVersion;
+  h->errlog_entries = kErrorLogEntries;
+  h->errlog_off = l.errlog_off;
+  h->publisher_off = l.publisher_off;
+  h->max_publishers = c.max_publishers;
   h->fingerprint = layout_fingerprint();
   h->segment_bytes = bytes;
   h->creator_pid = getpid();
@@ -213,6 +227,12 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
   // so plain (relaxed) initialisation suffices for everything before it.
   h->next_publisher_id.store(1, std::memory_order_relaxed);
 
+  for (std::uint32_t i = 0; i < kErrorLogEntries; ++i) {
+    new (b + l.errlog_off + i * sizeof(ErrorRecord)) ErrorRecord{};
+  }
+  for (std::uint32_t i = 0; i < c.max_publishers; ++i) {
+    new (b + l.publisher_off + i * sizeof(PublisherSlot)) PublisherSlot{};
+  }
   for (std::uint32_t i = 0; i < c.max_processes; ++i) {
     new (b + l.proc_off + i * sizeof(ProcessEntry)) ProcessEntry{};
   }
@@ -303,6 +323,8 @@ Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes)
   bool same = l.total == h.segment_bytes && l.proc_off == h.proc_off &&
               l.listener_off == h.listener_off && l.ring_off == h.ring_off &&
               l.node_off == h.node_off && l.edge_off == h.edge_off && l.sub_off == h.sub_off &&
+              l.publisher_off == h.publisher_off && l.errlog_off == h.errlog_off &&
+              h.errlog_entries == kErrorLogEntries && h.errlog_version == kErrorLogVersion &&
               l.node_stride == h.node_stride && l.edge_count == h.edge_count;
   for (std::uint32_t k = 0; same && k < l.pool_count; ++k) {
     same = l.pools[k].offset == h.pools[k].offset && l.pools[k].stride == h.pools[k].stride;
@@ -317,6 +339,52 @@ Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes)
                                             std::to_string(h.segment_bytes)};
   }
   return {};
+}
+
+void record_error_at(ErrorRecord* log, std::uint32_t entries, std::string_view kind,
+                     std::string_view text, std::atomic<std::uint64_t>* dropped) {
+  kind = kind.substr(0, sizeof(ErrorRecord::kind) - 1);
+  text = text.substr(0, sizeof(ErrorRecord::text));
+  std::uint64_t key = 1469598103934665603ULL;
+  for (std::string_view part : {kind, std::string_view("\0", 1), text}) {
+    for (char ch : part) {
+      key = (key ^ static_cast<unsigned char>(ch)) * 1099511628211ULL;
+    }
+  }
+  key |= 1;  // never 0, the key of an empty record
+  const std::uint64_t now = realtime_ns();
+  for (std::uint32_t i = 0; i < entries; ++i) {
+    ErrorRecord& r = log[i];
+    // acquire: pairs with the release store of state 2 below; the record's
+    // text is complete once we see it ready.
+    std::uint32_t state = r.state.load(std::memory_order_acquire);
+    if (state == 2 && r.key.load(std::memory_order_relaxed) == key) {
+      // relaxed: counters and times of a report.
+      r.count.fetch_add(1, std::memory_order_relaxed);
+      r.last_realtime_ns.store(now, std::memory_order_relaxed);
+      return;
+    }
+    if (state == 0 &&
+        // acq_rel: one writer wins the empty record.
+        r.state.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) {
+      std::memcpy(r.kind, kind.data(), kind.size());
+      r.kind[kind.size()] = '\0';
+      std::memcpy(r.text, text.data(), text.size());
+      r.text_len = static_cast<std::uint32_t>(text.size());
+      // relaxed: published by the release store of the state.
+      r.key.store(key, std::memory_order_relaxed);
+      r.count.store(1, std::memory_order_relaxed);
+      r.first_realtime_ns.store(now, std::memory_order_relaxed);
+      r.last_realtime_ns.store(now, std::memory_order_relaxed);
+      // release: readers that see state 2 see the whole record.
+      r.state.store(2, std::memory_order_release);
+      return;
+    }
+  }
+  if (dropped != nullptr) {
+    // relaxed: a counter.
+    dropped->fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 Result<std::string> shm_name(const std::string& name) {
@@ -418,6 +486,27 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
   return m;
 }
 
+// Say in the segment's own error log that a process of another layout was
+// refused, when the log's format (which outlives layout versions) is ours.
+void note_refusal(Holder& holder, const SegmentHeader& h, std::uint64_t size,
+                  const std::string& why) {
+  const std::uint64_t end =
+      h.errlog_off + std::uint64_t{h.errlog_entries} * sizeof(ErrorRecord);
+  if (h.errlog_version != kErrorLogVersion || h.errlog_entries == 0 ||
+      h.errlog_entries > 4096 || h.errlog_off < 32 || end > size) {
+    return;
+  }
+  try {
+    bip::mapped_region region(holder.shm, bip::read_write, 0, end);
+    auto* log = reinterpret_cast<ErrorRecord*>(static_cast<char*>(region.get_address()) +
+                                               h.errlog_off);
+    record_error_at(log, h.errlog_entries, "attach-refused",
+                    "pid " + std::to_string(getpid()) + ": " + why, nullptr);
+  } catch (const bip::interprocess_exception&) {
+    // read-only access or a vanished segment: nothing to record.
+  }
+}
+
 Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options) {
   const std::chrono::milliseconds ready_timeout = options.ready_timeout;
   auto holder = std::make_shared<Holder>();
@@ -451,6 +540,9 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
       const std::uint64_t magic = h->magic.load(std::memory_order_acquire);
       if (magic != 0) {
         if (auto ok = validate_header(*h, static_cast<std::uint64_t>(size)); !ok) {
+          if (ok.error().code == Errc::kLayoutMismatch) {
+            note_refusal(*holder, *h, static_cast<std::uint64_t>(size), ok.error().message);
+          }
           return ok.error();
         }
         const std::uint64_t bytes = h->segment_bytes;

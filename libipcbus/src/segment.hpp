@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "ipcbus/bus.hpp"
 #include "layout.hpp"
@@ -18,6 +19,8 @@ struct Layout {
   std::uint64_t node_off = 0;
   std::uint64_t edge_off = 0;
   std::uint64_t sub_off = 0;
+  std::uint64_t publisher_off = 0;
+  std::uint64_t errlog_off = 0;
   std::uint32_t node_stride = 0;
   std::uint32_t edge_count = 0;
   std::uint32_t pool_count = 0;
@@ -33,6 +36,12 @@ Config config_of(const SegmentHeader& h);
 // segment: magic, layout version, fingerprint, sizes and offsets against the
 // real size of the mapping. The message names what is wrong.
 Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes);
+
+// record_error_at adds (kind, text) to the error log at `log` (entries
+// records), deduplicated; `dropped` (may be null) counts records that found
+// the log full. Lock-free; slow path only.
+void record_error_at(ErrorRecord* log, std::uint32_t entries, std::string_view kind,
+                     std::string_view text, std::atomic<std::uint64_t>* dropped);
 
 // A mapped segment; unmapped when the last owner lets go.
 struct Mapping {
