@@ -1,0 +1,28 @@
+# Install the CMake package (find_package(ipcbus CONFIG) -> ipcbus::ipcbus),
+# a pkg-config file, the agent's unit and configuration, and a .deb by CPack.
+include(CMakePackageConfigHelpers)
+set(IPCBUS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ipcbus)
+install(EXPORT ipcbusTargets NAMESPACE ipcbus:: DESTINATION ${IPCBUS_CMAKE_DIR})
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/ipcbusConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/ipcbusConfig.cmake INSTALL_DESTINATION ${IPCBUS_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/ipcbusConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/ipcbusConfig.cmake
+  ${PROJECT_BINARY_DIR}/ipcbusConfigVersion.cmake DESTINATION ${IPCBUS_CMAKE_DIR})
+configure_file(${PROJECT_SOURCE_DIR}/cmake/ipcbus.pc.in ${PROJECT_BINARY_DIR}/ipcbus.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/ipcbus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/ipcbus)
+install(FILES ${PROJECT_SOURCE_DIR}/agent/ipcbus-agent.service
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/architecture.md
+  DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME ipcbus)
+set(CPACK_PACKAGE_CONTACT "ipcbus maintainers <ipcbus@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "shared-memory publish/subscribe event bus")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libspdlog-dev, libtomlplusplus-dev")
+set(CPACK_DEBIAN_PACKAGE_SECTION devel)
+include(CPack)
