@@ -1,47 +1,224 @@
 // micro_bench.cpp: Google Benchmark micro benchmarks of the hot pieces, in
-// one process: pool take/return, ring push/pop, listener state transitions,
-// route lookup (cached and uncached) and publish + receive with 1, 4 and 16
-// listeners. Cross-process latency and throughput are the job of the
-// multi-process benchmark (performance issue).
+// one process: pool take/return, ring push/pop (uncontended and with a
+// producer and a consumer thread), listener state transitions, route lookup
+// (cached and uncached, 1k/10k/100k subscriptions, 3 and 7 levels, with and
+// without wildcards) and publish + receive with 1, 4 and 16 listeners.
+// Cross-process latency and throughput are the job of ipcbus-bench.
+//
+// Internals are reached through fixtures.hpp: the bus is opened through the
+// public API and its segment mapped again as a BusCore.
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
-#include <random>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
-#include "core.hpp"
-#include "ipcbus/bus.hpp"
-#include "trie.hpp"
+#include "fixtures.hpp"
 
 namespace {
 
-ipcbus::Bus make_bus(const char* tag, ipcbus::Config config = {}) {
-  const std::string name = std::string("bench-") + tag + "-" + std::to_string(getpid());
-  (void)ipcbus::Bus::destroy(name);
-  ipcbus::OpenOptions o;
-  o.name = name;
-  o.config = std::move(config);
-  auto bus = ipcbus::Bus::open(o);
-  if (!bus) {
-    std::fprintf(stderr, "open: %s\n", bus.error().message.c_str());
-    std::abort();
-  }
-  (void)ipcbus::Bus::destroy(name);  // the name goes, the mapping stays
-  return std::move(bus.value());
+using ipcbus::bench::LocalBus;
+using ipcbus::bench::TrieFixture;
+
+ipcbus::Config small_config(std::uint32_t listeners = 64) {
+  ipcbus::Config c;
+  c.pools = {{256, 4096}};
+  c.ring_capacity = 1024;
+  c.max_listeners = listeners;
+  return c;
 }
 
+// --- pool -----------------------------------------------------------------------
+
+void BM_Pool_TakeReturn(benchmark::State& state) {
+  LocalBus local("pool", small_config());
+  ipcbus::detail::BusCore& core = local.core();
+  for (auto _ : state) {
+    ipcbus::detail::ChunkHeader* c = core.take_chunk(0);
+    benchmark::DoNotOptimize(c);
+    core.return_chunk(c);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Pool_TakeReturn);
+
+// The same through the public API: Publisher::loan and the Loan's destructor.
+void BM_Pool_LoanRelease(benchmark::State& state) {
+  LocalBus local("loan", small_config());
+  ipcbus::Publisher pub = local.bus().publisher();
+  for (auto _ : state) {
+    auto loan = pub.loan(64);
+    benchmark::DoNotOptimize(loan);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Pool_LoanRelease);
+
+// --- ring -----------------------------------------------------------------------
+
+// One push and one pop per iteration, one thread: the uncontended cost.
+void BM_Ring_PushPop_Uncontended(benchmark::State& state) {
+  LocalBus local("ring", small_config(4));
+  ipcbus::detail::BusCore& core = local.core();
+  const std::uint32_t slot = 3;  // never claimed by a listener
+  const std::uint32_t ref = core.take_chunk(0)->self_ref;
+  std::uint64_t pos = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(core.try_push(slot, ref, &pos));
+    benchmark::DoNotOptimize(core.try_pop(slot));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Ring_PushPop_Uncontended);
+
+// Thread 0 pushes, thread 1 pops, the same count each: every entry crosses
+// cores. Time per iteration is per event handed over.
+void BM_Ring_Contended(benchmark::State& state) {
+  static std::unique_ptr<LocalBus> local;
+  static std::uint32_t ref = 0;
+  if (state.thread_index() == 0) {
+    // A fresh, empty ring for every run; the threads of the previous run
+    // have been joined by the framework.
+    local = std::make_unique<LocalBus>("ringmt", small_config(4));
+    ref = local->core().take_chunk(0)->self_ref;
+  }
+  // The framework starts the timed loops of both threads together, after
+  // both have run the code above, so the fixture is ready inside the loop.
+  ipcbus::detail::BusCore* core = nullptr;
+  const std::uint32_t slot = 3;  // never claimed by a listener
+  std::uint64_t pos = 0;
+  for (auto _ : state) {
+    if (core == nullptr) {
+      core = &local->core();
+    }
+    if (state.thread_index() == 0) {
+      while (core->try_push(slot, ref, &pos) != ipcbus::detail::PushResult::kPushed) {
+        ipcbus::detail::cpu_relax();
+      }
+    } else {
+      while (core->try_pop(slot) == ipcbus::detail::kNone) {
+        ipcbus::detail::cpu_relax();
+      }
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Ring_Contended)->Threads(2)->UseRealTime();
+
+// --- listener state -------------------------------------------------------------------
+
+void BM_State_PauseResume(benchmark::State& state) {
+  LocalBus local("state", small_config());
+  ipcbus::Listener l = std::move(local.bus().listen({}).value());
+  for (auto _ : state) {
+    (void)l.pause();
+    (void)l.resume();
+  }
+  state.SetItemsProcessed(state.iterations() * 2);  // items = transitions
+}
+BENCHMARK(BM_State_PauseResume);
+
+// The reference: one uncontended acq_rel CAS on a word of our own.
+void BM_State_RawCas(benchmark::State& state) {
+  alignas(64) std::atomic<std::uint64_t> word{0};
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    std::uint64_t expected = i;
+    // acq_rel: the order the listener's transition uses.
+    benchmark::DoNotOptimize(word.compare_exchange_strong(
+        expected, i + 1, std::memory_order_acq_rel, std::memory_order_relaxed));
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_State_RawCas);
+
+// --- route lookup ----------------------------------------------------------------------
+
+// One fixture at a time, kept while consecutive benchmarks share it.
+TrieFixture& trie_fixture(std::uint32_t subs, int levels, bool wild) {
+  static std::unique_ptr<TrieFixture> fx;
+  static std::tuple<std::uint32_t, int, bool> key{0, 0, false};
+  const auto want = std::make_tuple(subs, levels, wild);
+  if (!fx || key != want) {
+    fx.reset();
+    fx = std::make_unique<TrieFixture>(subs, levels, wild);
+    key = want;
+  }
+  return *fx;
+}
+
+enum RouteMode { kMatcher = 0, kPublisherUncached = 1, kPublisherCached = 2 };
+
+// Args: subscriptions, levels, wildcards (0/1), mode. kMatcher walks the
+// trie every time (no cache); kPublisherUncached goes through the route
+// cache with 4096 distinct topics cycling through its 64 entries, so every
+// lookup misses; kPublisherCached asks for one topic again and again.
+void BM_Route(benchmark::State& state) {
+  const auto subs = static_cast<std::uint32_t>(state.range(0));
+  const auto levels = static_cast<int>(state.range(1));
+  const bool wild = state.range(2) != 0;
+  const auto mode = static_cast<RouteMode>(state.range(3));
+  TrieFixture& fx = trie_fixture(subs, levels, wild);
+  std::vector<std::string> topics;
+  for (std::uint32_t i = 0; i < 4096; ++i) {
+    topics.push_back(ipcbus::bench::bench_topic((i * 7919U) % subs, levels));
+  }
+  ipcbus::Publisher& pub = fx.publisher();
+  const std::uint64_t misses0 = pub.route_cache_misses();
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    switch (mode) {
+      case kMatcher:
+        benchmark::DoNotOptimize(fx.match(topics[i & 4095]));
+        break;
+      case kPublisherUncached:
+        benchmark::DoNotOptimize(pub.behind(topics[i & 4095]));
+        break;
+      case kPublisherCached:
+        benchmark::DoNotOptimize(pub.behind(topics[0]));
+        break;
+    }
+    ++i;
+  }
+  state.counters["miss_rate"] = static_cast<double>(pub.route_cache_misses() - misses0) /
+                                static_cast<double>(std::max<std::uint64_t>(1, i));
+  state.SetItemsProcessed(state.iterations());
+}
+// Registered with the mode varying fastest, so that the three modes of one
+// trie run one after the other on one fixture.
+void route_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"subs", "levels", "wild", "mode"});
+  for (const int subs : {1000, 10000, 100000}) {
+    for (const int levels : {3, 7}) {
+      for (const int wild : {0, 1}) {
+        for (const int mode : {kMatcher, kPublisherUncached, kPublisherCached}) {
+          b->Args({subs, levels, wild, mode});
+        }
+      }
+    }
+  }
+}
+BENCHMARK(BM_Route)->Apply(route_args);
+
+// --- publish ----------------------------------------------------------------------------
+
+// One publish (a 64 B copy into a chunk) and one receive per listener.
 void BM_Publish_Receive(benchmark::State& state) {
   const auto listeners = static_cast<int>(state.range(0));
-  ipcbus::Bus bus = make_bus("pubrecv");
+  LocalBus local("pubrecv", small_config());
   std::vector<ipcbus::Listener> ls;
   for (int i = 0; i < listeners; ++i) {
     ipcbus::ListenerOptions o;
     o.wait = ipcbus::WaitStrategy::kBusyPoll;
-    ls.push_back(std::move(bus.listen(o).value()));
+    ls.push_back(std::move(local.bus().listen(o).value()));
     (void)ls.back().subscribe("bench/+/value");
   }
-  auto pub = bus.publisher();
+  ipcbus::Publisher pub = local.bus().publisher();
   const char payload[64] = {};
   for (auto _ : state) {
     auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
@@ -53,62 +230,33 @@ void BM_Publish_Receive(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Publish_Receive)->Arg(1)->Arg(4)->Arg(16);
+BENCHMARK(BM_Publish_Receive)->ArgName("listeners")->Arg(1)->Arg(4)->Arg(16);
 
-void BM_Pool_TakeReturn(benchmark::State& state) {
-  ipcbus::Bus bus = make_bus("pool");
-  auto pub = bus.publisher();
+// The zero-copy path: loan, write 64 B in place, publish; then receive.
+void BM_Publish_Loan_Receive(benchmark::State& state) {
+  const auto listeners = static_cast<int>(state.range(0));
+  LocalBus local("publoan", small_config());
+  std::vector<ipcbus::Listener> ls;
+  for (int i = 0; i < listeners; ++i) {
+    ipcbus::ListenerOptions o;
+    o.wait = ipcbus::WaitStrategy::kBusyPoll;
+    ls.push_back(std::move(local.bus().listen(o).value()));
+    (void)ls.back().subscribe("bench/+/value");
+  }
+  ipcbus::Publisher pub = local.bus().publisher();
   for (auto _ : state) {
     auto loan = pub.loan(64);
-    benchmark::DoNotOptimize(loan);
+    std::memset(loan.value().data().data(), 1, 64);
+    auto r = pub.publish("bench/x/value", std::move(loan.value()));
+    benchmark::DoNotOptimize(r);
+    for (auto& l : ls) {
+      auto s = l.try_receive();
+      benchmark::DoNotOptimize(s);
+    }
   }
+  state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Pool_TakeReturn);
-
-void BM_State_PauseResume(benchmark::State& state) {
-  ipcbus::Bus bus = make_bus("state");
-  auto l = std::move(bus.listen({}).value());
-  for (auto _ : state) {
-    (void)l.pause();
-    (void)l.resume();
-  }
-  state.SetItemsProcessed(state.iterations() * 2);
-}
-BENCHMARK(BM_State_PauseResume);
-
-// Route lookup among `range(0)` subscriptions, for 7-level topics.
-void BM_Route_Uncached(benchmark::State& state) {
-  const auto subs = static_cast<std::uint32_t>(state.range(0));
-  ipcbus::Config c;
-  c.trie_nodes = subs * 4 + 64;
-  c.subscriptions = subs + 16;
-  c.pools = {{64, 64}};
-  c.max_listeners = 64;
-  ipcbus::Bus bus = make_bus("route", c);
-  std::vector<ipcbus::Listener> ls;
-  for (int i = 0; i < 64; ++i) {
-    ls.push_back(std::move(bus.listen({}).value()));
-  }
-  std::mt19937 rng(42);
-  for (std::uint32_t i = 0; i < subs; ++i) {
-    const std::string f = "site" + std::to_string(i % 16) + "/b" + std::to_string(i % 97) +
-                          "/c" + std::to_string(i) + "/d/e/f/g";
-    (void)ls[i % 64].subscribe(f);
-  }
-  (void)ls[0].subscribe("site3/+/c7/#");
-  ipcbus::Publisher pub = bus.publisher();
-  auto bus_core_probe = pub.behind("site3/b7/c7/d/e/f/g");  // fills the cache
-  benchmark::DoNotOptimize(bus_core_probe);
-  std::uint32_t i = 0;
-  for (auto _ : state) {
-    // A different topic every time; 64 cache entries cannot hold them.
-    const std::string t = "site" + std::to_string(i % 16) + "/b" + std::to_string(i % 97) +
-                          "/c" + std::to_string(i % subs) + "/d/e/f/g";
-    ++i;
-    benchmark::DoNotOptimize(pub.behind(t));
-  }
-}
-BENCHMARK(BM_Route_Uncached)->Arg(1000)->Arg(10000)->Arg(100000);
+BENCHMARK(BM_Publish_Loan_Receive)->ArgName("listeners")->Arg(1)->Arg(4)->Arg(16);
 
 }  // namespace
 
