@@ -45,6 +45,7 @@ std::string text_file(const std::string& scratch) {
 }
 
 TEST_F(Cli, FilePipedThroughPubComesOutOfSubByteForByte) {
+  ASSERT_EQ(access(kCli, X_OK), 0) << "no ipcbus CLI at " << kCli;
   create_bus();
   const std::string input = text_file(temp_file("generated.txt"));
   const std::string expected = read_file(input);
@@ -74,6 +75,7 @@ TEST_F(Cli, FilePipedThroughPubComesOutOfSubByteForByte) {
 }
 
 TEST_F(Cli, MatchExitsZeroOnMatchOneOnNoMatchTwoOnInvalidInput) {
+  ASSERT_EQ(access(kCli, X_OK), 0) << "no ipcbus CLI at " << kCli;
   struct Case {
     std::string filter;
     std::string topic;
