@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ipcbus/config.hpp"
+#include "core.hpp"
 #include "layout.hpp"
 #include "segment.hpp"
 
