@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev      # micro benchmarks
   libzmq3-dev iceoryx libiceoryx-posh-dev  # peers the benchmark measures us against
   gnuplot-nox           # the benchmark's PNG plots
+  clang libclang-rt-14-dev  # libFuzzer targets
 )
 
 missing=()
