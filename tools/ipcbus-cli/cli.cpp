@@ -59,10 +59,7 @@ Bus open_bus(const std::string& name, bool create) {
   OpenOptions options;
   options.name = resolve_bus_name(name);
   options.create = create;
-  Result<Bus> bus = [&] {
-    QuietLibraryLog quiet;
-    return Bus::open(options);
-  }();
+  Result<Bus> bus = try_open_bus(options);
   if (bus) {
     return std::move(bus).value();
   }
@@ -82,6 +79,11 @@ Bus open_bus(const std::string& name, bool create) {
       throw CliError(kExitRuntime,
                      "cannot open " + what + ": " + errc_name(e.code) + ": " + e.message);
   }
+}
+
+Result<Bus> try_open_bus(const OpenOptions& options) {
+  QuietLibraryLog quiet;
+  return Bus::open(options);
 }
 
 void install_logger() {

@@ -47,6 +47,13 @@ Command add_sub_command(CLI::App& app);
 Command add_match_command(CLI::App& app);
 Command add_ls_command(CLI::App& app);
 Command add_stat_command(CLI::App& app);
+Command add_errors_command(CLI::App& app);
+Command add_top_command(CLI::App& app);
+Command add_hz_command(CLI::App& app);
+Command add_bw_command(CLI::App& app);
+Command add_advise_command(CLI::App& app);
+Command add_create_command(CLI::App& app);
+Command add_destroy_command(CLI::App& app);
 
 // add_bus_option binds --bus NAME to `name` (left empty: $IPCBUS_BUS, else
 // "default", as ipcbus::resolve_bus_name decides).
@@ -56,6 +63,11 @@ void add_bus_option(CLI::App& command, std::string& name);
 // CliError: kExitUsage for a bad name, kExitRuntime for everything else (a
 // missing bus among them, with a message that says so).
 Bus open_bus(const std::string& name, bool create);
+
+// try_open_bus is Bus::open with the library's log quiet (unless
+// $IPCBUS_LOG_LEVEL asks for it), for callers that report failures
+// themselves.
+Result<Bus> try_open_bus(const OpenOptions& options);
 
 // install_logger registers the "ipcbus" spdlog logger the library writes to:
 // stderr, prefixed "ipcbus: <level>:", at $IPCBUS_LOG_LEVEL (default warn).

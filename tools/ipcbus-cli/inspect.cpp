@@ -1,231 +1,167 @@
-// inspect.cpp: `ipcbus ls` and `ipcbus stat`, what Bus::inspect() reads from
-// the segment, as tables for people or as JSON. Neither creates the bus.
+// inspect.cpp: `ipcbus ls topics|listeners|processes` and `ipcbus errors`,
+// what Bus::inspect() reads from the segment, in any output format. Neither
+// creates the bus, and neither needs the agent.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "text.hpp"
+#include "output.hpp"
+#include "prometheus.hpp"
+#include "records.hpp"
 
 namespace ipcbus::cli {
 
 namespace {
 
-using Json = nlohmann::ordered_json;
+const std::vector<std::string> kAllFormats = {"table", "json", "ndjson", "csv", "prometheus"};
 
-struct InspectOptions {
+struct LsOptions {
   std::string bus;
-  std::string what = "listeners";  // ls only: listeners or processes
-  bool json = false;
+  std::string what = "listeners";
+  FormatOption format;
 };
 
-std::string str(std::uint64_t v) {
-  return std::to_string(v);
-}
+struct ErrorsOptions {
+  std::string bus;
+  FormatOption format;
+};
 
-// Permission bits as ls and chmod write them, e.g. "0600".
-std::string mode_text(std::uint32_t mode) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%04o", mode & 07777U);
-  return text;
-}
-
-Json listener_json(const ListenerInfo& l) {
-  return Json{{"index", l.index},
-              {"generation", l.generation},
-              {"pid", l.owner_pid},
-              {"state", listener_state_name(l.state)},
-              {"overflow", overflow_name(l.overflow)},
-              {"wait", wait_strategy_name(l.wait)},
-              {"adaptive", l.adaptive},
-              {"backlog", l.fill.used},
-              {"capacity", l.fill.capacity},
-              {"allocated", l.fill.allocated},
-              {"behind", l.fill.behind},
-              {"filters", l.filters}};
-}
-
-Json counters_json(const ListenerCounters& k) {
-  return Json{{"received", k.received},
-              {"delivered", k.delivered},
-              {"dropped_newest", k.dropped_newest},
-              {"dropped_oldest", k.dropped_oldest},
-              {"block_timeouts", k.block_timeouts},
-              {"high_water_signals", k.high_water_signals},
-              {"wakeups", k.wakeups}};
-}
-
-void print_listeners(const BusInfo& info, bool json) {
-  if (json) {
-    Json all = Json::array();
-    for (const ListenerInfo& l : info.listeners) {
-      all.push_back(listener_json(l));
-    }
-    std::cout << all.dump(2) << '\n';
+void print_listeners(const BusInfo& info, Format format) {
+  if (format == Format::kPrometheus) {
+    std::cout << prometheus_text(info, kMetricsListeners);
     return;
   }
-  Table t({"INDEX", "GEN", "PID", "STATE", "OVERFLOW", "WAIT", "BACKLOG", "CAPACITY", "FILTERS"});
-  t.right_align({0, 1, 2, 6, 7});
+  Json rows = Json::array();
   for (const ListenerInfo& l : info.listeners) {
-    t.add_row({str(l.index), str(l.generation), std::to_string(l.owner_pid),
-               listener_state_name(l.state), overflow_name(l.overflow), wait_strategy_name(l.wait),
-               str(l.fill.used), str(l.fill.capacity), join(l.filters, " ")});
+    rows.push_back(listener_record(l, /*detail=*/false));
   }
-  t.print(std::cout);
+  print_records(std::cout, format, rows,
+                {{"INDEX", "index"},
+                 {"GEN", "generation"},
+                 {"PID", "pid"},
+                 {"STATE", "state"},
+                 {"OVERFLOW", "overflow"},
+                 {"WAIT", "wait"},
+                 {"BACKLOG", "backlog"},
+                 {"CAPACITY", "capacity"},
+                 {"FILTERS", "filters"}},
+                listener_record(ListenerInfo{}, false));
 }
 
-void print_processes(const BusInfo& info, bool json) {
+void print_processes(const BusInfo& info, Format format) {
+  if (format == Format::kPrometheus) {
+    std::cout << prometheus_text(info, kMetricsProcesses);
+    return;
+  }
   const std::int32_t self = getpid();
-  if (json) {
-    Json all = Json::array();
-    for (const ProcessInfo& p : info.processes) {
-      all.push_back(Json{{"index", p.index},
-                         {"pid", p.pid},
-                         {"start_time", p.start_time},
-                         {"alive", p.alive},
-                         {"listeners", p.listeners},
-                         {"self", p.pid == self}});
+  Json rows = Json::array();
+  for (const ProcessInfo& p : info.processes) {
+    Json row = process_record(p, self);
+    if (format == Format::kTable) {
+      row["note"] = p.pid == self ? "this ipcbus ls" : "";
     }
-    std::cout << all.dump(2) << '\n';
+    rows.push_back(std::move(row));
+  }
+  print_records(std::cout, format, rows,
+                {{"INDEX", "index"},
+                 {"PID", "pid"},
+                 {"ALIVE", "alive"},
+                 {"LISTENERS", "listeners"},
+                 {"NOTE", "note"}},
+                process_record(ProcessInfo{}, self));
+}
+
+void print_topics(const BusInfo& info, Format format) {
+  if (format == Format::kPrometheus) {
+    std::cout << prometheus_text(info, kMetricsTopics);
     return;
   }
-  Table t({"INDEX", "PID", "ALIVE", "LISTENERS", "NOTE"});
-  t.right_align({0, 1, 3});
-  for (const ProcessInfo& p : info.processes) {
-    t.add_row({str(p.index), std::to_string(p.pid), p.alive ? "yes" : "no", str(p.listeners),
-               p.pid == self ? "this ipcbus ls" : ""});
-  }
-  t.print(std::cout);
+  const Json example{{"filter", ""}, {"listeners", 0}, {"indices", Json::array()}};
+  print_records(std::cout, format, topic_records(info),
+                {{"FILTER", "filter"}, {"LISTENERS", "listeners"}, {"INDICES", "indices"}},
+                example);
 }
 
-Json stat_json(const BusInfo& info) {
-  Json pools = Json::array();
-  for (const PoolInfo& p : info.pools) {
-    pools.push_back(Json{{"payload_bytes", p.payload_bytes},
-                         {"total", p.total},
-                         {"free", p.free},
-                         {"in_use", p.total - std::min(p.free, p.total)}});
-  }
-  Json listeners = Json::array();
-  for (const ListenerInfo& l : info.listeners) {
-    Json one = listener_json(l);
-    one["counters"] = counters_json(l.counters);
-    listeners.push_back(std::move(one));
-  }
-  const Config& c = info.config;
-  return Json{{"name", info.name},
-              {"layout_version", info.layout_version},
-              {"segment_bytes", info.segment_bytes},
-              {"trie_version", info.trie_version},
-              {"trie_nodes", {{"used", info.trie_nodes_used}, {"total", info.config.trie_nodes}}},
-              {"subscriptions", {{"used", info.subscriptions_used}, {"total", c.subscriptions}}},
-              {"publishers_created", info.publishers_created},
-              {"processes_attached", info.processes.size()},
-              {"config",
-               {{"max_listeners", c.max_listeners},
-                {"ring_capacity", c.ring_capacity},
-                {"max_topic_bytes", c.max_topic_bytes},
-                {"max_level_bytes", c.max_level_bytes},
-                {"max_processes", c.max_processes},
-                {"mode", mode_text(c.mode)}}},
-              {"pools", std::move(pools)},
-              {"listeners", std::move(listeners)}};
-}
-
-std::string used_of(std::uint64_t used, std::uint64_t total) {
-  return str(used) + " / " + str(total);
-}
-
-void print_stat(const BusInfo& info) {
-  const Config& c = info.config;
-  Table summary({"bus", info.name});
-  summary.add_row({"layout version", str(info.layout_version)});
-  summary.add_row({"segment bytes", str(info.segment_bytes)});
-  summary.add_row({"trie nodes", used_of(info.trie_nodes_used, info.config.trie_nodes)});
-  summary.add_row({"subscriptions", used_of(info.subscriptions_used, c.subscriptions)});
-  summary.add_row({"listeners", used_of(info.listeners.size(), c.max_listeners)});
-  summary.add_row({"processes", used_of(info.processes.size(), c.max_processes)});
-  summary.add_row({"publishers created", str(info.publishers_created)});
-  summary.add_row({"ring capacity", str(c.ring_capacity)});
-  summary.add_row({"mode", mode_text(c.mode)});
-  summary.add_row({"trie version", str(info.trie_version)});
-  summary.print(std::cout);
-
-  std::cout << '\n';
-  Table pools({"POOL", "PAYLOAD_BYTES", "TOTAL", "FREE", "IN_USE"});
-  pools.right_align({0, 1, 2, 3, 4});
-  for (std::size_t k = 0; k < info.pools.size(); ++k) {
-    const PoolInfo& p = info.pools[k];
-    pools.add_row({str(k), str(p.payload_bytes), str(p.total), str(p.free),
-                   str(p.total - std::min(p.free, p.total))});
-  }
-  pools.print(std::cout);
-
-  std::cout << '\n';
-  Table listeners({"INDEX", "PID", "RECEIVED", "DELIVERED", "DROPPED_NEWEST", "DROPPED_OLDEST",
-                   "BLOCK_TIMEOUTS", "BACKLOG", "CAPACITY"});
-  listeners.right_align({0, 1, 2, 3, 4, 5, 6, 7, 8});
-  for (const ListenerInfo& l : info.listeners) {
-    const ListenerCounters& k = l.counters;
-    listeners.add_row({str(l.index), std::to_string(l.owner_pid), str(k.received), str(k.delivered),
-                       str(k.dropped_newest), str(k.dropped_oldest), str(k.block_timeouts),
-                       str(l.fill.used), str(l.fill.capacity)});
-  }
-  listeners.print(std::cout);
-}
-
-int run_ls(const InspectOptions& o) {
+int run_ls(const LsOptions& o) {
   const Bus bus = open_bus(o.bus, /*create=*/false);
   const BusInfo info = bus.inspect();
+  const Format format = o.format.format();
   if (o.what == "processes") {
-    print_processes(info, o.json);
+    print_processes(info, format);
+  } else if (o.what == "topics") {
+    print_topics(info, format);
   } else {
-    print_listeners(info, o.json);
+    print_listeners(info, format);
   }
   return kExitOk;
 }
 
-int run_stat(const InspectOptions& o) {
+int run_errors(const ErrorsOptions& o) {
   const Bus bus = open_bus(o.bus, /*create=*/false);
   const BusInfo info = bus.inspect();
-  if (o.json) {
-    std::cout << stat_json(info).dump(2) << '\n';
-  } else {
-    print_stat(info);
+  const Format format = o.format.format();
+  if (format == Format::kPrometheus) {
+    std::cout << prometheus_text(info, kMetricsErrors);
+    return kExitOk;
   }
+  Json rows = Json::array();
+  for (const ErrorLogEntry& e : info.errors) {
+    rows.push_back(error_record(e));
+  }
+  if (format == Format::kTable && rows.empty()) {
+    std::cerr << "ipcbus errors: the error log of bus '" << info.name << "' is empty\n";
+    return kExitOk;
+  }
+  print_records(std::cout, format, rows,
+                {{"KIND", "kind"},
+                 {"COUNT", "count"},
+                 {"FIRST", "first"},
+                 {"LAST", "last"},
+                 {"MESSAGE", "message"}},
+                error_record(ErrorLogEntry{}));
   return kExitOk;
 }
 
 }  // namespace
 
 Command add_ls_command(CLI::App& app) {
-  auto o = std::make_shared<InspectOptions>();
-  CLI::App* cmd = app.add_subcommand("ls", "List the listeners or processes of a bus");
+  auto o = std::make_shared<LsOptions>();
+  CLI::App* cmd = app.add_subcommand("ls", "List the listeners, topic filters or processes");
   cmd->footer(
-      "List the bus's listeners (the default) or its process entries. Does not create\n"
-      "the bus; a missing bus exits 1.");
+      "List what the segment holds: the listeners (the default) with owner, policy\n"
+      "and backlog; the distinct topic filters (topics) with how many listeners hold\n"
+      "each (publishers' topics are not recorded, so only filters appear); or the\n"
+      "process entries. Reads the segment directly, so it works while the agent is\n"
+      "down. Does not create the bus; a missing bus exits 1.\n"
+      "\n"
+      "Examples:\n"
+      "  ipcbus ls\n"
+      "  ipcbus ls topics -o csv\n"
+      "  ipcbus ls processes --json");
   add_bus_option(*cmd, o->bus);
-  cmd->add_option("WHAT", o->what, "listeners or processes")
-      ->check(CLI::IsMember({"listeners", "processes"}))
+  cmd->add_option("WHAT", o->what, "listeners, topics or processes")
+      ->check(CLI::IsMember({"listeners", "topics", "processes"}))
       ->capture_default_str();
-  cmd->add_flag("--json", o->json, "Print a JSON array instead of a table");
+  add_format_option(*cmd, o->format, kAllFormats);
   return {cmd, [o] { return run_ls(*o); }};
 }
 
-Command add_stat_command(CLI::App& app) {
-  auto o = std::make_shared<InspectOptions>();
-  CLI::App* cmd = app.add_subcommand("stat", "Summarise a bus: sizes, pools, listener counters");
+Command add_errors_command(CLI::App& app) {
+  auto o = std::make_shared<ErrorsOptions>();
+  CLI::App* cmd = app.add_subcommand("errors", "Print the bus's log of notable events");
   cmd->footer(
-      "Summarise the bus: sizes, trie and subscription use, pool use per size class,\n"
-      "and the counters of every listener. Does not create the bus; a missing bus\n"
-      "exits 1.");
+      "Print the error log kept inside the segment: notable events (refused attaches,\n"
+      "reclaims of dead processes' resources, drops past a threshold, version\n"
+      "mismatches), deduplicated by kind and message, each with how often it happened\n"
+      "and when first and last (ISO 8601, UTC), oldest first. Library code and the\n"
+      "agent write it off the data path. An empty log prints nothing (a note on\n"
+      "stderr for the table). Does not create the bus; a missing bus exits 1.");
   add_bus_option(*cmd, o->bus);
-  cmd->add_flag("--json", o->json, "Print one JSON object instead of tables");
-  return {cmd, [o] { return run_stat(*o); }};
+  add_format_option(*cmd, o->format, kAllFormats);
+  return {cmd, [o] { return run_errors(*o); }};
 }
 
 }  // namespace ipcbus::cli

@@ -12,7 +12,8 @@
 namespace {
 
 constexpr const char* kDescription =
-    "ipcbus: publish, subscribe and inspect an ipcbus shared-memory event bus.\n"
+    "ipcbus: publish, subscribe, inspect and administer an ipcbus shared-memory\n"
+    "event bus.\n"
     "Exit status: 0 success, 1 the command failed, 2 bad usage.";
 
 int run(int argc, char** argv) {
@@ -27,6 +28,13 @@ int run(int argc, char** argv) {
   commands.push_back(add_match_command(app));
   commands.push_back(add_ls_command(app));
   commands.push_back(add_stat_command(app));
+  commands.push_back(add_errors_command(app));
+  commands.push_back(add_top_command(app));
+  commands.push_back(add_hz_command(app));
+  commands.push_back(add_bw_command(app));
+  commands.push_back(add_advise_command(app));
+  commands.push_back(add_create_command(app));
+  commands.push_back(add_destroy_command(app));
 
   try {
     app.parse(argc, argv);

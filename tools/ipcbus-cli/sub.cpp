@@ -1,6 +1,6 @@
 // sub.cpp: `ipcbus sub FILTER...`: one listener holding every filter, each
-// event printed on a line of its own (as mosquitto_sub prints them), or as
-// one JSON object per line.
+// event printed on a line of its own (as mosquitto_sub prints them), from a
+// -F format string, or as one JSON object per line.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "event_format.hpp"
 #include "ipcbus/topic.hpp"
 #include "text.hpp"
 
@@ -28,6 +29,9 @@ struct SubOptions {
   std::vector<std::string> filters;
   bool verbose = false;
   bool json = false;
+  std::string format;       // -F; empty: none
+  bool no_newline = false;  // -N
+  bool latency_histogram = false;
   // Counts are signed: CLI11 would read "-1" into an unsigned as its maximum.
   std::int64_t count = 0;     // 0: no limit
   double idle_timeout_s = 0;  // 0: none
@@ -36,14 +40,24 @@ struct SubOptions {
   std::string wait = "hybrid";
 };
 
-void write_event(const Sample& sample, const SubOptions& o, OutputBuffer& out) {
+void write_event(const Sample& sample, const SubOptions& o, const EventFormat* format,
+                 OutputBuffer& out) {
+  if (format != nullptr) {
+    format->write(sample, out);
+    if (!o.no_newline) {
+      out.append('\n');
+    }
+    return;
+  }
   if (!o.json) {
     if (o.verbose) {
       out.append(sample.topic());
       out.append(' ');
     }
     out.append(sample.payload_text());
-    out.append('\n');
+    if (!o.no_newline) {
+      out.append('\n');
+    }
     return;
   }
   nlohmann::ordered_json event;
@@ -68,10 +82,15 @@ ListenerOptions listener_options(const SubOptions& o) {
   // Both were checked against the names by CLI11; a miss is a bug here.
   options.overflow = parse_overflow(o.overflow).value_or(Overflow::kBlock);
   options.wait = parse_wait_strategy(o.wait).value_or(WaitStrategy::kHybrid);
+  options.latency_histogram = o.latency_histogram;
   return options;
 }
 
 int run_sub(const SubOptions& o) {
+  std::optional<EventFormat> format;
+  if (!o.format.empty()) {
+    format.emplace(o.format);  // a bad format is a usage error, before any bus work
+  }
   for (const std::string& f : o.filters) {
     if (auto ok = check_topic_filter(f); !ok) {
       throw CliError(kExitUsage, "invalid filter '" + f + "': " + ok.error().message);
@@ -116,7 +135,7 @@ int run_sub(const SubOptions& o) {
         continue;
       }
     }
-    write_event(*sample, o, out);
+    write_event(*sample, o, format ? &*format : nullptr, out);
     sample.reset();  // the chunk goes back before we wait again
     ++seen;
     last_event = Clock::now();
@@ -145,14 +164,31 @@ Command add_sub_command(CLI::App& app) {
       "Examples:\n"
       "  ipcbus sub 'logs/#' > events.txt\n"
       "  ipcbus sub -v -C 10 'sensors/+/temp'\n"
-      "  ipcbus sub --json -W 5 '#'");
+      "  ipcbus sub --json -W 5 '#'\n"
+      "  ipcbus sub -F '%t seq=%s len=%l %p' 'sensors/#'\n"
+      "\n"
+      "-F fields: %t topic, %p payload, %l payload length, %s sequence (per publisher),\n"
+      "%T publish timestamp (ns, CLOCK_MONOTONIC), %I publisher id, %x payload as hex,\n"
+      "%% a '%'; escapes \\n \\t \\r \\\\. Each event's line ends in a newline unless -N.");
   add_bus_option(*cmd, o->bus);
   cmd->add_option("FILTER", o->filters, "Topic filters, e.g. 'sensors/+/temp' 'logs/#'")
       ->required();
-  cmd->add_flag("-v,--verbose", o->verbose, "Print 'TOPIC PAYLOAD' (as mosquitto_sub -v does)");
-  cmd->add_flag("--json", o->json,
-                "One JSON object per event: topic, seq, timestamp_ns, publisher, and payload\n"
-                "(or payload_base64 with payload_encoding \"base64\" when not UTF-8)");
+  CLI::Option* verbose =
+      cmd->add_flag("-v,--verbose", o->verbose, "Print 'TOPIC PAYLOAD' (as mosquitto_sub -v does)");
+  CLI::Option* json =
+      cmd->add_flag("--json", o->json,
+                    "One JSON object per event: topic, seq, timestamp_ns, publisher, and payload\n"
+                    "(or payload_base64 with payload_encoding \"base64\" when not UTF-8)");
+  cmd->add_option("-F,--format", o->format, "Print each event by FORMAT (fields below)")
+      ->type_name("FORMAT")
+      ->excludes(verbose)
+      ->excludes(json);
+  cmd->add_flag("-N,--no-newline", o->no_newline,
+                "Do not end each event with a newline (payloads and -F output)")
+      ->excludes(json);
+  cmd->add_flag("--latency-histogram", o->latency_histogram,
+                "Keep this listener's receive-latency histogram in the segment (shown by\n"
+                "stat, top and advise; costs one clock read per event)");
   cmd->add_option("-C,--count", o->count, "Exit after N events")
       ->type_name("N")
       ->check(
