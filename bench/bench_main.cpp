@@ -281,17 +281,25 @@ std::string utc_now() {
   return buf;
 }
 
-// Remove whatever this run left in /dev/shm and /dev/mqueue (its names all
-// start with run_prefix()), and the run directory.
-void remove_leftovers(const std::string& dir) {
-  for (const char* d : {"/dev/shm", "/dev/mqueue"}) {
+// The run directory this process made (empty until made): the only one it removes.
+std::string g_made_dir;
+
+// Remove whatever this run left in /dev/shm, /dev/mqueue and /tmp (its
+// names all hold run_prefix()), and the run directory.
+
+void remove_leftovers() {
+  for (const char* d : {"/dev/shm", "/dev/mqueue", "/tmp"}) {
     DIR* h = opendir(d);
     if (h == nullptr) {
       continue;
     }
     while (dirent* e = readdir(h)) {
       const std::string name = e->d_name;
-      if (name.find(run_prefix() + "-") != std::string::npos) {
+      // /tmp: iceoryx runtime sockets and locks of killed children.
+      const bool ours = std::string(d) == "/tmp"
+                            ? name.rfind(run_prefix() + "-", 0) == 0
+                            : name.find(run_prefix() + "-") != std::string::npos;
+      if (ours && e->d_type != DT_DIR) {
         if (std::string(d) == "/dev/mqueue") {
           mq_unlink(("/" + name).c_str());
         } else {
@@ -302,8 +310,9 @@ void remove_leftovers(const std::string& dir) {
     closedir(h);
   }
   std::error_code ec;
-  if (!dir.empty()) {
-    std::filesystem::remove_all(dir, ec);
+  if (!g_made_dir.empty()) {
+    std::filesystem::remove_all(g_made_dir, ec);
+    g_made_dir.clear();
   }
 }
 
@@ -327,13 +336,6 @@ int run_all(const Options& o) {
     return 1;
   }
   install_parent_signal_handlers();
-  char dir_template[] = "/tmp/ipcbus-bench-XXXXXX";
-  const char* dir = mkdtemp(dir_template);
-  if (dir == nullptr) {
-    std::perror("ipcbus-bench: mkdtemp");
-    return 1;
-  }
-  set_run_dir(dir);
 
   json results;
   results["schema"] = 1;
@@ -348,6 +350,7 @@ int run_all(const Options& o) {
 
   std::fprintf(stderr, "ipcbus-bench: in-process figures...\n");
   json inproc = json::object();
+  set_exit_on_signal(true);  // these loops do not poll interrupted()
   if (o.only.empty()) {
     inproc["route_lookup"] = measure_route_lookup(o.quick);
     inproc["state_transition"] = measure_state_transition(o.quick);
@@ -356,6 +359,17 @@ int run_all(const Options& o) {
     inproc["trie_memory"] = measure_trie_memory(o.quick);
   }
   results["inproc"] = inproc;
+  set_exit_on_signal(false);
+
+  // Made after the in-process phase, which a signal ends with _exit().
+  char dir_template[] = "/tmp/ipcbus-bench-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  if (dir == nullptr) {
+    std::perror("ipcbus-bench: mkdtemp");
+    return 1;
+  }
+  set_run_dir(dir);
+  g_made_dir = dir;
 
   json skipped = json::array();
   const std::vector<Planned> plan = make_plan(o, &skipped);
@@ -407,7 +421,7 @@ int run_all(const Options& o) {
   stop_roudi();
   kill_children();
   if (interrupted()) {
-    remove_leftovers(run_dir());
+    remove_leftovers();
     std::fprintf(stderr, "ipcbus-bench: interrupted; children reaped, names removed\n");
     return 130;
   }
@@ -433,7 +447,7 @@ int run_all(const Options& o) {
     std::fprintf(stderr, "ipcbus-bench: plots: %s\n", why.c_str());
     written = false;
   }
-  remove_leftovers(run_dir());
+  remove_leftovers();
   if (!written) {
     return 1;
   }
@@ -546,7 +560,7 @@ int main(int argc, char** argv) {
     // Nothing may outlive the run, whatever went wrong.
     stop_roudi();
     kill_children();
-    remove_leftovers(run_dir());
+    remove_leftovers();
     std::fprintf(stderr, "ipcbus-bench: %s\n", e.what());
     return 1;
   }

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "transport.hpp"
+
 namespace ipcbus::bench {
 
 const char* transport_name(Transport t) {
@@ -146,17 +148,33 @@ namespace {
 // that are lock-free, so the handler may touch them.
 constexpr int kMaxChildren = 64;
 std::atomic<int> g_children[kMaxChildren];
+std::atomic<int> g_daemon{0};
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_exit_on_signal{false};
 
+// relaxed, for every atomic here: single words read by the handler; nothing
+// else is published through them.
 void on_signal(int) {
-  // relaxed: the main loop polls the flag; nothing is published with it.
-  g_interrupted.store(true, std::memory_order_relaxed);
+  const bool again = g_interrupted.exchange(true, std::memory_order_relaxed);
   for (auto& c : g_children) {
-    // relaxed: a pid, read once; kill() is async-signal-safe.
     const int pid = c.load(std::memory_order_relaxed);
     if (pid > 0) {
-      kill(pid, SIGKILL);
+      kill(pid, SIGKILL);  // async-signal-safe, as is everything below
     }
+  }
+  const int daemon = g_daemon.load(std::memory_order_relaxed);
+  if (daemon > 0) {
+    kill(daemon, SIGTERM);
+  }
+  if (again || g_exit_on_signal.load(std::memory_order_relaxed)) {
+    if (daemon > 0) {
+      int status = 0;
+      waitpid(daemon, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        remove_roudi_files();
+      }
+    }
+    _exit(130);
   }
 }
 
@@ -195,9 +213,15 @@ void kill_children() {
   }
 }
 
-// relaxed: see on_signal().
+// relaxed, all three: see on_signal().
 bool interrupted() {
   return g_interrupted.load(std::memory_order_relaxed);
+}
+void register_daemon(int pid) {
+  g_daemon.store(pid, std::memory_order_relaxed);
+}
+void set_exit_on_signal(bool on) {
+  g_exit_on_signal.store(on, std::memory_order_relaxed);
 }
 
 void install_parent_signal_handlers() {

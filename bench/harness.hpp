@@ -62,6 +62,7 @@ struct CaseSpec {
   std::int32_t cpu[kMaxRoles] = {};     // -1: do not pin
   std::int32_t fd[kMaxRoles] = {};      // a descriptor a role inherits (sockets), else -1
   char name[96] = {};                   // base name of the case's resources
+  char dir[160] = {};                   // the run's directory (socket files, logs)
   std::uint64_t data_offset = 0;        // of the data area in the control mapping
   std::uint64_t data_bytes = 0;
 
@@ -153,9 +154,16 @@ void register_child(int pid);
 void forget_child(int pid);
 void kill_children();  // SIGKILL to every registered child, then reap them
 
-// A flag set by SIGINT/SIGTERM/SIGHUP in the parent.
+// The RouDi daemon's pid: a signal to the parent stops it with SIGTERM (so
+// that it removes its shared memory), where children get SIGKILL.
+void register_daemon(int pid);
+
+// A flag set by SIGINT/SIGTERM/SIGHUP in the parent. The handler kills the
+// children; while `exit_on_signal` is set (phases that do not poll the flag)
+// or at a second signal, it also ends the process.
 bool interrupted();
 void install_parent_signal_handlers();
+void set_exit_on_signal(bool on);
 
 // Run as a child: parse the role flags, run the case's role, exit code.
 int child_main(int role, int ctl_fd);

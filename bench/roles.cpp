@@ -360,6 +360,7 @@ int child_main(int role, int ctl_fd) {
   }
   const CaseSpec& s = ctl.spec;
   RoleResult& r = ctl.roles[role];
+  set_run_dir(s.dir);
   // A last resort against a hang that the parent's watchdog did not catch.
   alarm(static_cast<unsigned>(s.duration_ns / 1000000000ULL) * 4 + 120);
   if (!pin_to_cpu(s.cpu[role])) {

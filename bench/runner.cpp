@@ -115,6 +115,7 @@ CaseOut run_case(CaseSpec spec) {
   const std::uint64_t t0 = now_ns();
   std::snprintf(spec.name, sizeof spec.name, "%s-%llu", run_prefix().c_str(),
                 static_cast<unsigned long long>(++g_case_counter));
+  std::snprintf(spec.dir, sizeof spec.dir, "%s", run_dir().c_str());
   for (int& fd : spec.fd) {
     fd = -1;
   }

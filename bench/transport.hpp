@@ -103,6 +103,8 @@ int receive_direction(const CaseSpec& spec, int role);
 bool start_roudi(const std::string& work_dir, std::string* why);
 void stop_roudi();
 bool roudi_running();
+// Unlink what a RouDi that died uncleanly left (async-signal-safe).
+void remove_roudi_files();
 
 // The directory for socket files and configs of this run (made by the parent).
 const std::string& run_dir();

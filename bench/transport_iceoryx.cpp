@@ -5,6 +5,7 @@
 // The RouDi daemon is started by the parent with a config of its own (pools
 // for every payload size of the run) and stopped at the end.
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,10 +38,12 @@ iox::capro::ServiceDescription service(const CaseSpec& s, int direction) {
                                  ("d" + std::to_string(direction)).c_str())};
 }
 
-void init_runtime(int role) {
+void init_runtime(const CaseSpec& s, int role) {
   iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
                                                            iox::log::LogLevelOutput::kHideLogLevel);
-  const std::string name = "ipcbus-bench-" + std::to_string(getpid()) + "-" + std::to_string(role);
+  // The runtime's socket is /tmp/<name>: named after the case, so that the
+  // parent can remove it if this process is killed.
+  const std::string name = std::string(s.name) + "-r" + std::to_string(role);
   iox::runtime::PoshRuntime::initRuntime(
       iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
 }
@@ -134,6 +137,22 @@ class IoxReceiver : public Receiver {
 
 int g_roudi_pid = 0;
 
+// What RouDi leaves when it dies without its shutdown (it aborts at SIGTERM
+// when a registered client was killed): its shared memory, its socket and
+// lock files. Kept as plain strings so that a signal handler may unlink them.
+constexpr int kRoudiFiles = 5;
+char g_roudi_files[kRoudiFiles][128];
+
+void note_roudi_files() {
+  const passwd* pw = getpwuid(geteuid());
+  const std::string user = pw != nullptr ? pw->pw_name : std::to_string(geteuid());
+  const std::string files[kRoudiFiles] = {"/dev/shm/iceoryx_mgmt", "/dev/shm/" + user, "/tmp/roudi",
+                                          "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock"};
+  for (int i = 0; i < kRoudiFiles; ++i) {
+    std::snprintf(g_roudi_files[i], sizeof g_roudi_files[i], "%s", files[i].c_str());
+  }
+}
+
 // Pools for every payload size the run uses, the chunk header included, with
 // enough chunks for the deepest queue (see the case plan) of each size.
 std::string roudi_config() {
@@ -175,6 +194,7 @@ bool start_roudi(const std::string& work_dir, std::string* why) {
     *why = "another RouDi is running on this machine; iceoryx skipped";
     return false;
   }
+  note_roudi_files();
   const std::string cfg = work_dir + "/roudi.toml";
   const std::string log = work_dir + "/roudi.log";
   {
@@ -198,7 +218,7 @@ bool start_roudi(const std::string& work_dir, std::string* why) {
     _exit(127);
   }
   g_roudi_pid = pid;
-  register_child(pid);
+  register_daemon(pid);
   const std::uint64_t deadline = now_ns() + 20'000'000'000ULL;
   while (now_ns() < deadline) {
     std::ifstream f(log);
@@ -209,7 +229,7 @@ bool start_roudi(const std::string& work_dir, std::string* why) {
     }
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      forget_child(pid);
+      register_daemon(0);
       g_roudi_pid = 0;
       *why = "RouDi exited at start: " + text.str().substr(0, 400);
       return false;
@@ -237,8 +257,19 @@ void stop_roudi() {
     }
     sleep_ns(10'000'000);
   }
-  forget_child(g_roudi_pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    remove_roudi_files();  // it died without its own clean-up
+  }
+  register_daemon(0);
   g_roudi_pid = 0;
+}
+
+void remove_roudi_files() {
+  for (auto& f : g_roudi_files) {
+    if (f[0] != '\0') {
+      unlink(f);  // async-signal-safe
+    }
+  }
 }
 
 bool roudi_running() {
@@ -248,7 +279,7 @@ bool roudi_running() {
 Endpoints open_iceoryx(Control& ctl, int role) {
   const CaseSpec& s = ctl.spec;
   Endpoints e;
-  init_runtime(role);
+  init_runtime(s, role);
   const bool ping = s.pattern == Pattern::kPingPong;
   // Offer first: in a ping-pong each side subscribes to what the other offers.
   if (ping || s.sends(role)) {
