@@ -3,6 +3,8 @@
 // listener the route cache names; no lock, no allocation, no log line, and a
 // system call only to wake a sleeping listener (or to wait, when a
 // block-policy ring is full).
+#include <sched.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -155,14 +157,23 @@ class PublisherCore {
             c_.release_chunk(c_.chunk(old));
             // relaxed: a counter.
             s.dropped_oldest.fetch_add(1, std::memory_order_relaxed);
+          } else if (attempt < 16) {
+            // The oldest position is claimed by a producer that has not
+            // written its entry yet (preempted between its two steps).
+            cpu_relax();
+          } else {
+            sched_yield();  // let a preempted producer finish
           }
           if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
             after_push(s, pos);
             return true;
           }
         }
-        // relaxed: a counter. Only reached when others refill faster than
-        // we can evict, which the policy then treats as drop-newest.
+        // relaxed: a counter. Reached when others refill faster than we can
+        // evict, or a producer stalls (or died) between claiming and writing
+        // the oldest entry; the policy then falls back to drop-newest.
+        // LIMIT: a producer that died there blocks the ring until crash
+        // cleanup repairs it (the crash cleanup issue).
         s.dropped_newest.fetch_add(1, std::memory_order_relaxed);
         return false;
       case Overflow::kBlock:

@@ -243,6 +243,31 @@ class TrieWriter {
   std::uint64_t version_ = 0;
 };
 
+namespace {
+
+// Compare a node's label with `label`. The bytes are read as relaxed atomics:
+// a writer may be relabelling a recycled node while a matcher reads it, and
+// the seqlock's version check discards what such a read saw.
+bool label_equals(const char* stored, std::string_view label) {
+  for (std::size_t i = 0; i < label.size(); ++i) {
+    // relaxed: seqlock-protected, see above.
+    if (std::atomic_ref<char>(const_cast<char&>(stored[i])).load(std::memory_order_relaxed) !=
+        label[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void store_label(char* stored, std::string_view label) {
+  for (std::size_t i = 0; i < label.size(); ++i) {
+    // relaxed: ordered for readers by the seqlock (TrieWriter).
+    std::atomic_ref<char>(stored[i]).store(label[i], std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
 std::uint32_t BusCore::find_child(std::uint32_t parent, std::string_view label,
                                   std::uint64_t label_hash) const {
   const std::uint32_t count = header_->edge_count;
@@ -266,11 +291,7 @@ std::uint32_t BusCore::find_child(std::uint32_t parent, std::string_view label,
     // relaxed: seqlock-protected reads, as above.
     const std::uint32_t len = t.label_len.load(std::memory_order_relaxed);
     if (t.label_hash.load(std::memory_order_relaxed) == label_hash && len == label.size() &&
-        len <= header_->max_level_bytes &&
-        // LIMIT: the label bytes are plain chars read under the seqlock, a
-        // benign race that the version check resolves; ThreadSanitizer
-        // would flag it if a test raced matching against relabelling.
-        std::memcmp(node_label(child), label.data(), len) == 0) {
+        len <= header_->max_level_bytes && label_equals(node_label(child), label)) {
       return child;
     }
   }
@@ -341,7 +362,7 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
     t.refcount.store(0, std::memory_order_relaxed);
     t.label_len.store(static_cast<std::uint32_t>(l.size()), std::memory_order_relaxed);
     t.label_hash.store(h, std::memory_order_relaxed);
-    std::memcpy(const_cast<char*>(node_label(c)), l.data(), l.size());
+    store_label(const_cast<char*>(node_label(c)), l);
     if (l == "+") {
       t.kind.store(kNodePlus, std::memory_order_relaxed);
       node(n).plus_child.store(c, std::memory_order_relaxed);
