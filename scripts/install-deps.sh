@@ -10,6 +10,7 @@ packages=(
   libcli11-dev          # argument parsing for the CLI, the agent and the replay job
   nlohmann-json3-dev    # JSON output of the CLI and the replay job
   libtomlplusplus-dev   # the TOML configuration file
+  libncurses-dev        # the terminal UI of `ipcbus top`
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev      # micro benchmarks
   libzmq3-dev iceoryx libiceoryx-posh-dev  # peers the benchmark measures us against
