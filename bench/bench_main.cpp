@@ -207,17 +207,22 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       plan.push_back({"fanout", s});
     }
   }
-  for (int r = 0; r < (q ? 2 : 5); ++r) {
-    CaseSpec s;
-    s.transport = Transport::kBus;
-    s.pattern = Pattern::kPingPong;
-    s.wait = Wait::kSpin;
-    s.payload = 64;
-    s.capacity = 16;
-    s.warmup_iterations = 0;
-    s.max_iterations = 1000;
-    s.duration_ns = 0;
-    plan.push_back({"first_event", s});
+  // With lazy binding (what a fresh application sees: its first calls into
+  // the library resolve symbols) and with LD_BIND_NOW (the bus's own cost).
+  for (const bool bind_now : {false, true}) {
+    for (int r = 0; r < (q ? 2 : 5); ++r) {
+      CaseSpec s;
+      s.transport = Transport::kBus;
+      s.pattern = Pattern::kPingPong;
+      s.wait = Wait::kSpin;
+      s.payload = 64;
+      s.capacity = 16;
+      s.warmup_iterations = 0;
+      s.max_iterations = 1000;
+      s.duration_ns = 0;
+      s.bind_now = bind_now;
+      plan.push_back({"first_event", s});
+    }
   }
 
   const std::vector<int> cpus = usable_cpus();

@@ -59,6 +59,7 @@ struct CaseSpec {
   std::uint64_t max_iterations = 0;
   std::uint64_t warmup_iterations = 0;  // ping-pong: not recorded
   std::uint64_t warmup_ns = 0;          // stream: the receiver starts counting after this
+  bool bind_now = false;                // children run with LD_BIND_NOW=1
   std::int32_t cpu[kMaxRoles] = {};     // -1: do not pin
   std::int32_t fd[kMaxRoles] = {};      // a descriptor a role inherits (sockets), else -1
   char name[96] = {};                   // base name of the case's resources
@@ -93,8 +94,9 @@ struct alignas(64) RoleResult {
   std::uint64_t thousandth_rtt_ns;
   std::uint64_t first_oneway_ns;
   std::uint64_t thousandth_oneway_ns;
-  Histogram rtt_half;  // ping-pong: round trip / 2; fan-out: ns per publish in a burst
-  Histogram one_way;   // receive time minus the send stamp
+  std::uint64_t first_faults;  // page faults (minor + major) during the first round trip
+  Histogram rtt_half;          // ping-pong: round trip / 2; fan-out: ns per publish in a burst
+  Histogram one_way;           // receive time minus the send stamp
 };
 
 struct Control {
@@ -119,6 +121,7 @@ inline void cpu_relax() {
   __builtin_ia32_pause();
 }
 void sleep_ns(std::uint64_t ns);
+std::uint64_t page_faults();  // minor + major faults of this process so far
 
 // The first 24 bytes of every payload of 24 bytes or more: who sent it, its
 // sequence number and when. The last 8 bytes repeat the sequence, so that a

@@ -76,6 +76,7 @@ int run_pinger(Control& ctl, RoleResult& r, Endpoints& ep) {
   sleep_ns(1'000'000);  // let it reach its receive call
   const std::uint64_t cpu0 = cpu_time_ns();
   std::uint64_t deadline = 0;
+  const std::uint64_t faults0 = page_faults();
   std::uint64_t prev = now_ns();
   std::uint64_t i = 0;
   for (; i < total; ++i) {
@@ -102,6 +103,7 @@ int run_pinger(Control& ctl, RoleResult& r, Endpoints& ep) {
     prev = t;
     if (i == 0) {
       r.first_rtt_ns = 2 * half;
+      r.first_faults = page_faults() - faults0;
     } else if (i == 999) {
       r.thousandth_rtt_ns = 2 * half;
     }
@@ -140,6 +142,7 @@ int run_ponger(Control& ctl, RoleResult& r, Endpoints& ep) {
     return 1;
   }
   const std::uint64_t cpu0 = cpu_time_ns();
+  const std::uint64_t faults0 = page_faults();
   // release: the pinger starts once it sees this.
   r.progress.store(1, std::memory_order_release);
   for (std::uint64_t i = 0;; ++i) {
@@ -179,6 +182,9 @@ int run_ponger(Control& ctl, RoleResult& r, Endpoints& ep) {
       return 1;
     }
     ++r.sent;
+    if (i == 0) {
+      r.first_faults = page_faults() - faults0;
+    }
     if (n < kMinPayload && ctl.spec.max_iterations != 0 &&
         i + 1 >= ctl.spec.warmup_iterations + ctl.spec.max_iterations) {
       break;  // an exact count, see run_pinger()

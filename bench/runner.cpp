@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <new>
@@ -161,6 +162,21 @@ CaseOut run_case(CaseSpec spec) {
   // Start the children: fork, then exec this program in its role.
   const int roles = spec.roles();
   std::vector<Child> children(static_cast<std::size_t>(roles));
+  // The children's environment: ours, plus LD_BIND_NOW=1 when asked.
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "LD_BIND_NOW=", 12) != 0) {
+      env_text.emplace_back(*e);
+    }
+  }
+  if (spec.bind_now) {
+    env_text.emplace_back("LD_BIND_NOW=1");
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_text) {
+    envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
   const std::string fd_text = std::to_string(fd);
   std::vector<std::string> logs;
   for (int role = 0; role < roles; ++role) {
@@ -187,7 +203,7 @@ CaseOut run_case(CaseSpec spec) {
         dup2(log, 2);
         close(log);
       }
-      execv(self_exe().c_str(), const_cast<char* const*>(argv));
+      execve(self_exe().c_str(), const_cast<char* const*>(argv), envp.data());
       _exit(127);
     }
     children[static_cast<std::size_t>(role)].pid = pid;
@@ -297,6 +313,7 @@ CaseOut run_case(CaseSpec spec) {
     o.thousandth_rtt_ns = r.thousandth_rtt_ns;
     o.first_oneway_ns = r.first_oneway_ns;
     o.thousandth_oneway_ns = r.thousandth_oneway_ns;
+    o.first_faults = r.first_faults;
     out.rtt_half.merge(r.rtt_half);
     out.one_way.merge(r.one_way);
     out.roles.push_back(o);

@@ -22,6 +22,7 @@ struct RoleOut {
   std::uint64_t thousandth_rtt_ns = 0;
   std::uint64_t first_oneway_ns = 0;
   std::uint64_t thousandth_oneway_ns = 0;
+  std::uint64_t first_faults = 0;
 };
 
 struct CaseOut {
