@@ -313,8 +313,10 @@ Result<Bus> Bus::open(const OpenOptions& options) {
   }
   detail::Mapping m = std::move(mapped.value());
   auto* h = static_cast<detail::SegmentHeader*>(m.base);
-  const std::uint32_t proc = detail::register_process(*h, static_cast<char*>(m.base));
-  if (proc == detail::kNone) {
+  const std::uint32_t proc = options.observe_only
+                                 ? detail::kNone
+                                 : detail::register_process(*h, static_cast<char*>(m.base));
+  if (proc == detail::kNone && !options.observe_only) {
     detail::record_error_at(
         reinterpret_cast<detail::ErrorRecord*>(static_cast<char*>(m.base) + h->errlog_off),
         h->errlog_entries, "attach-refused",
@@ -445,6 +447,8 @@ BusInfo Bus::inspect() const {
     e.last_realtime_ns = log[i].last_realtime_ns.load(std::memory_order_relaxed);
     info.errors.push_back(std::move(e));
   }
+  // relaxed: a counter.
+  info.errors_dropped = h.errlog_dropped.load(std::memory_order_relaxed);
   std::sort(info.errors.begin(), info.errors.end(), [](const auto& a, const auto& b) {
     return a.first_realtime_ns < b.first_realtime_ns;
   });

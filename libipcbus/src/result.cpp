@@ -34,6 +34,8 @@ const char* errc_name(Errc code) {
       return "permission denied";
     case Errc::kClosed:
       return "closed";
+    case Errc::kAlreadyExists:
+      return "already exists";
     case Errc::kNoSpace:
       return "no space";
     case Errc::kSystem:

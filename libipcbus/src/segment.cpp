@@ -572,10 +572,13 @@ Result<Mapping> map_bus(const std::string& name, const OpenOptions& options) {
     return shm.error();
   }
   try {
-    if (options.create) {
+    if (options.create && !options.observe_only) {
       auto created = create_bus(*shm, options.config);
       if (created || created.error().code != Errc::kNotFound) {
         return created;
+      }
+      if (options.exclusive) {
+        return Error{Errc::kAlreadyExists, "bus segment /dev/shm/" + *shm + " already exists"};
       }
     }
     return open_existing(*shm, options);

@@ -113,27 +113,16 @@ int run_create(const CreateOptions& o) {
   const Config config = effective_config(o);
   OpenOptions options;
   options.name = resolve_bus_name(o.bus);
-  options.create = false;
-  if (auto existing = try_open_bus(options); existing) {
-    throw CliError(kExitRuntime, "bus '" + options.name + "' already exists (" +
-                                     std::to_string(existing.value().inspect().segment_bytes) +
-                                     " bytes); 'ipcbus destroy' removes it");
-  } else if (existing.error().code == Errc::kInvalidArgument) {
-    throw CliError(kExitUsage,
-                   "invalid bus name '" + options.name + "': " + existing.error().message);
-  } else if (existing.error().code != Errc::kNotFound) {
-    throw CliError(kExitRuntime, "bus '" + options.name + "' exists but cannot be opened: " +
-                                     errc_name(existing.error().code) + ": " +
-                                     existing.error().message);
-  }
-  // LIMIT: another process may create the bus between the check above and
-  // the open below; open then joins that bus and its sizes win. Closing the
-  // gap needs an exclusive-create option in the library.
   options.create = true;
+  options.exclusive = true;  // an existing bus is an error, decided atomically by O_EXCL
   options.config = config;
   auto made = try_open_bus(options);
   if (!made) {
     const Error& e = made.error();
+    if (e.code == Errc::kAlreadyExists) {
+      throw CliError(kExitRuntime, "bus '" + options.name +
+                                       "' already exists; 'ipcbus destroy' removes it");
+    }
     throw CliError(
         e.code == Errc::kInvalidArgument ? kExitUsage : kExitRuntime,
         "cannot create bus '" + options.name + "': " + errc_name(e.code) + ": " + e.message);

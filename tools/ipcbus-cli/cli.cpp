@@ -59,6 +59,8 @@ Bus open_bus(const std::string& name, bool create) {
   OpenOptions options;
   options.name = resolve_bus_name(name);
   options.create = create;
+  // Looking needs no process entry: a full table must not lock tools out.
+  options.observe_only = !create;
   Result<Bus> bus = try_open_bus(options);
   if (bus) {
     return std::move(bus).value();

@@ -93,6 +93,8 @@ struct ListenerCounters {
   std::uint64_t dropped_newest = 0;   // not delivered: ring full, policy drop-newest
   std::uint64_t dropped_oldest = 0;   // discarded from the ring: policy drop-oldest
   std::uint64_t block_timeouts = 0;   // not delivered: ring full past a publisher's timeout
+  // Publishes that found the ring above its high-water mark; counted for
+  // adaptive listeners only (others do not pay for the fill-level read).
   std::uint64_t high_water_signals = 0;
   std::uint64_t wakeups = 0;          // futex wakes publishers made for this listener
 };
@@ -346,6 +348,7 @@ struct BusInfo {
   std::vector<ProcessInfo> processes;     // entries in use
   std::vector<PublisherInfo> publishers;  // live publishers
   std::vector<ErrorLogEntry> errors;      // the error log, oldest first
+  std::uint64_t errors_dropped = 0;       // records that found the error log full
 };
 
 // How to open a bus.
@@ -357,6 +360,12 @@ struct OpenOptions {
   // Open a bus whose segment belongs to another user. Off by default: a bus
   // of another user is refused even when its mode would let us in.
   bool allow_other_owner = false;
+  // With create: fail with kAlreadyExists instead of opening an existing bus.
+  bool exclusive = false;
+  // Map the bus to look at it (tools) without taking a process entry, so a
+  // full process table does not lock observers out. Implies create = false;
+  // such a handle may publish but should not make listeners.
+  bool observe_only = false;
 };
 
 // Bus: a handle to one mapped segment. Copies share the mapping; the process

@@ -21,6 +21,7 @@ enum class Errc : std::uint8_t {
   kPayloadTooLarge,     // larger than the largest chunk size class of the bus
   kInvalidArgument,     // a bad option or configuration value
   kNotFound,            // no such bus, listener or subscription
+  kAlreadyExists,       // an exclusive create found the bus there already
   // Resources of the bus are used up: back off and retry, or size the bus larger.
   kPoolExhausted,       // no free chunk in the size class
   kListenerTableFull,   // every listener slot is taken
