@@ -1,13 +1,15 @@
 // transport_floor.cpp: the raw floors of the machine, in the case's data
 // area (a shared memfd mapping).
 //
-// Mailbox (latency): one 32-bit word per direction, on its own cache line,
-// with the payload on the lines after it. The sender writes the payload and
-// stores the next sequence into the word; the receiver waits for the word to
-// change, by spinning on plain loads (floor-line) or in FUTEX_WAIT
-// (floor-futex, woken by FUTEX_WAKE after every store). A ping-pong needs no
-// "slot free" flag: the answer proves the slot was read. With a payload of 0
-// this is two atomics bounced between two processes.
+// Mailbox (latency): one 32-bit word per direction, each on its own cache
+// line, and one payload area after them that both directions share (a
+// ping-pong alternates, so the answer may be written where the question was
+// read, as the bus's LIFO pool does with its chunks). The sender writes the
+// payload and stores the next sequence into its word; the receiver waits for
+// the word to change, by spinning on plain loads (floor-line) or in
+// FUTEX_WAIT (floor-futex, woken by FUTEX_WAKE after every store). No "slot
+// free" flag is needed: the answer proves the payload was read. With a
+// payload of 0 this is two atomics bounced between two processes.
 //
 // Ring (throughput): a single-producer single-consumer ring of payload
 // slots; head and tail on their own lines, each side keeping a private copy
@@ -30,9 +32,6 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
   return (v + a - 1) / a * a;
 }
 
-std::uint64_t mailbox_stride(const CaseSpec& s) {
-  return align_up(kLine + s.payload, 4096);
-}
 std::uint64_t slot_stride(const CaseSpec& s) {
   return align_up(s.payload, kLine);
 }
@@ -52,9 +51,10 @@ struct Mailbox {
 };
 
 Mailbox mailbox(Control& ctl, int direction) {
-  auto* base = reinterpret_cast<std::byte*>(&ctl) + ctl.spec.data_offset +
-               static_cast<std::uint64_t>(direction) * mailbox_stride(ctl.spec);
-  return {reinterpret_cast<std::atomic<std::uint32_t>*>(base), base + kLine};
+  auto* base = reinterpret_cast<std::byte*>(&ctl) + ctl.spec.data_offset;
+  return {reinterpret_cast<std::atomic<std::uint32_t>*>(
+              base + static_cast<std::uint64_t>(direction) * kLine),
+          base + 2 * kLine};
 }
 
 class MailboxSender : public Sender {
@@ -173,7 +173,7 @@ std::uint64_t floor_data_bytes(const CaseSpec& s) {
   switch (s.transport) {
     case Transport::kFloorLine:
     case Transport::kFloorFutex:
-      return 2 * mailbox_stride(s);
+      return align_up(2 * kLine + s.payload, 4096);
     case Transport::kFloorRing:
       return align_up(2 * kLine + s.capacity * slot_stride(s), 4096);
     default:

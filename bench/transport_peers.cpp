@@ -257,7 +257,7 @@ ZmqContext& zmq_context() {
 void* zmq_socket_for(int type, std::uint32_t capacity) {
   void* s = zmq_socket(zmq_context().ctx, type);
   const int hwm = static_cast<int>(capacity);
-  const int linger = 2000;
+  const int linger = -1;  // deliver everything queued (the end marker too) before closing
   zmq_setsockopt(s, type == ZMQ_PUSH ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
   return s;
