@@ -108,6 +108,36 @@ void watch_processes(spdlog::logger& log, const ipcbus::Bus& bus,
   seen = std::move(now);
 }
 
+// Record in the bus's error log every listener whose drops grew by at least
+// `threshold` since the last look, once per look: the operator finds it in
+// `ipcbus errors` even when nobody watched the counters.
+void watch_drops(ipcbus::Bus& bus, std::uint64_t threshold,
+                 std::map<std::uint64_t, std::uint64_t>& last_drops) {
+  const ipcbus::BusInfo info = bus.inspect();
+  std::map<std::uint64_t, std::uint64_t> now;
+  for (const auto& l : info.listeners) {
+    const std::uint64_t key = (std::uint64_t{l.index} << 32) | l.generation;
+    const std::uint64_t drops =
+        l.counters.dropped_newest + l.counters.dropped_oldest + l.counters.block_timeouts;
+    const auto it = last_drops.find(key);
+    const std::uint64_t before = it == last_drops.end() ? 0 : it->second;
+    now[key] = before;  // the baseline moves only when a report is made
+    if (drops >= before + threshold) {
+      now[key] = drops;
+      std::string filters;
+      for (const auto& f : l.filters) {
+        filters += (filters.empty() ? "" : " ") + f;
+      }
+      bus.record_error("drops", "listener " + std::to_string(l.index) + " (" + filters +
+                                    ") dropped over " + std::to_string(threshold) +
+                                    " events since the last report");
+      spdlog::get("ipcbus")->warn("listener dropping events listener={} filters=\"{}\" drops={}",
+                                  l.index, filters, drops - before);
+    }
+  }
+  last_drops = std::move(now);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,6 +154,10 @@ int main(int argc, char** argv) {
       ->envname("IPCBUS_LOG_LEVEL");
   app.add_option("--interval", interval, "seconds between looks at the process table")
       ->check(CLI::Range(0.01, 60.0));
+  std::uint64_t drop_threshold = 1000;
+  app.add_option("--drop-threshold", drop_threshold,
+                 "drops per listener between two looks that go into the error log")
+      ->check(CLI::Range(1, 1000000000));
   CLI11_PARSE(app, argc, argv);
 
   auto log = spdlog::stderr_color_mt("ipcbus");  // the library logs through it too
@@ -174,6 +208,7 @@ int main(int argc, char** argv) {
   notify_systemd("READY=1\nSTATUS=watching bus " + name);
 
   std::map<std::uint32_t, Seen> seen;
+  std::map<std::uint64_t, std::uint64_t> last_drops;
   // relaxed, for the flags: set by this thread's signal handlers.
   while (g_signal.load(std::memory_order_relaxed) == 0) {
     if (g_reload.exchange(false, std::memory_order_relaxed)) {
@@ -186,6 +221,7 @@ int main(int argc, char** argv) {
       notify_systemd("READY=1");
     }
     watch_processes(*log, *bus, seen);
+    watch_drops(*bus, drop_threshold, last_drops);
     const double seconds = interval > 0 ? interval : file.agent.interval_ms / 1000.0;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   }
