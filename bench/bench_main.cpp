@@ -1,7 +1,7 @@
 // bench_main.cpp: ipcbus-bench, the multi-process benchmark of issue 4.
 //
 //   ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT] [--scale X] [--no-iceoryx]
-//   ipcbus-bench --report FILE [--micro FILE]   markdown for BENCHMARKS.md from a saved run
+//   ipcbus-bench --report FILE [--micro FILE] [--plots DIR]   BENCHMARKS.md from a saved run
 //
 // It measures, between separate processes, one-way latency (ping-pong round
 // trip / 2, and receive time minus send stamp) and throughput (one direction,
@@ -486,6 +486,11 @@ int report(const Options& o) {
     add_analysis(results);
   }
   std::cout << markdown_report(results, micro);
+  std::string why;
+  if (!o.plots_dir.empty() && !write_plots(results, o.plots_dir, &why)) {
+    std::fprintf(stderr, "ipcbus-bench: plots: %s\n", why.c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -494,14 +499,14 @@ void usage() {
       stderr,
       "usage: ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT]\n"
       "                    [--scale X] [--no-iceoryx]\n"
-      "       ipcbus-bench --report FILE [--micro FILE]\n"
+      "       ipcbus-bench --report FILE [--micro FILE] [--plots DIR]\n"
       "  --quick       a seconds-long smoke subset (64 B, two peers)\n"
       "  --json FILE   write every figure, ratio and bar as JSON\n"
       "  --plots DIR   write PNG plots with gnuplot\n"
       "  --only TEXT   run only cases whose label contains TEXT (e.g. \"ipcbus latency\")\n"
       "  --scale X     multiply every duration by X\n"
       "  --no-iceoryx  leave iceoryx (and its RouDi daemon) out\n"
-      "  --report FILE markdown for BENCHMARKS.md from a saved JSON run\n");
+      "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its plots)\n");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // report.cpp: results JSON, ratios, bars, sanity, table, markdown, plots.
 #include "report.hpp"
 
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1057,11 +1058,26 @@ std::string quoted(const std::string& s) {
 bool write_plots(const json& r, const std::string& dir, std::string* why) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  const std::string data = run_dir() + "/plot";
-  std::filesystem::create_directories(data, ec);
+  char data_template[] = "/tmp/ipcbus-bench-plot-XXXXXX";
+  if (mkdtemp(data_template) == nullptr) {
+    *why = "mkdtemp for the plot data failed";
+    return false;
+  }
+  const std::string data = data_template;
+  struct RemoveAfter {
+    std::string dir;
+    ~RemoveAfter() {
+      std::error_code e;
+      std::filesystem::remove_all(dir, e);
+    }
+  } remove_after{data};
   std::ostringstream gp;
   gp << "set terminal pngcairo size 1000,640 font 'sans,10'\n"
-     << "set grid\nset key outside right top\nset logscale y\n";
+     << "set grid\nset key outside right top\nset logscale y\n"
+     << "set format y '%.0s%c'\n";  // 100k, 1M: SI prefixes
+  const std::string payload_tics =
+      "set xtics ('64 B' 64, '1 KiB' 1024, '16 KiB' 16384, '256 KiB' 262144, '1 MiB' 1048576)\n";
+  const std::string count_tics = "set xtics (1, 2, 4, 8, 16)\n";
   const std::vector<double> payloads = payloads_of(r, "latency");
 
   // Latency by payload, per transport, p50 solid and p99 dashed.
@@ -1093,8 +1109,8 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
        << "set title 'one-way latency (round trip / 2), "
        << (std::string(wait) == "spin" ? "busy-polling" : "sleeping")
        << " receivers: p50 solid, p99 dashed'\n"
-       << "set xlabel 'payload (bytes)'\nset ylabel 'ns'\nset logscale x 2\n"
-       << "plot ";
+       << "set xlabel 'payload'\nset ylabel 'ns'\nset logscale x 2\n"
+       << payload_tics << "plot ";
     for (std::size_t i = 0; i < series.size(); ++i) {
       const std::string file = quoted(data + "/lat-" + wait + "-" + series[i] + ".dat");
       gp << (i ? ", " : "") << file << " using 1:2 with linespoints lw 2 lc " << i + 1 << " title "
@@ -1118,7 +1134,8 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
     gp << "set output " << quoted(dir + "/latency-percentiles.png") << "\n"
        << "set title 'ipcbus one-way latency percentiles by payload: busy-poll solid, sleeping "
           "dashed'\n"
-       << "set xlabel 'payload (bytes)'\nset ylabel 'ns'\nset logscale x 2\nplot ";
+       << "set xlabel 'payload'\nset ylabel 'ns'\nset logscale x 2\n"
+       << payload_tics << "plot ";
     const char* names[] = {"p50", "p90", "p99", "p99.9"};
     for (int i = 0; i < 4; ++i) {
       gp << (i ? ", " : "") << quoted(data + "/bus-pct-spin.dat") << " using 1:" << i + 2
@@ -1159,7 +1176,8 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
        << "set title " << quoted(title) << "\nset xlabel "
        << quoted(fan_out ? "listeners (1 publisher)" : "publishers (1 listener)") << "\nset ylabel "
        << quoted(fan_out ? "events/s per listener" : "events/s") << "\n"
-       << "set logscale x 2\nplot ";
+       << "set logscale x 2\n"
+       << count_tics << "plot ";
     for (std::size_t i = 0; i < series.size(); ++i) {
       const bool sleep = series[i].find("-sleep") != std::string::npos;
       gp << (i ? ", " : "") << quoted(data + "/" + png + "-" + series[i] + ".dat")
@@ -1183,7 +1201,7 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
         int rows = 0;
         for (const double p : payloads_of(r, "throughput")) {
           if (const json* row = find_stream(r, t, wait, p, 1, 1)) {
-            f << p << " " << num(*row, "bytes_per_s") / 1e6 << "\n";
+            f << p << " " << num(*row, "bytes_per_s") << "\n";
             ++rows;
           }
         }
@@ -1195,7 +1213,8 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
     if (!series.empty()) {
       gp << "set output " << quoted(dir + "/throughput-payload.png") << "\n"
          << "set title 'throughput 1 to 1 by payload (busy solid, sleeping dashed)'\n"
-         << "set xlabel 'payload (bytes)'\nset ylabel 'MB/s'\nset logscale x 2\nplot ";
+         << "set xlabel 'payload'\nset ylabel 'bytes/s'\nset logscale x 2\n"
+         << payload_tics << "plot ";
       int colour = 0;
       std::string last;
       for (std::size_t i = 0; i < series.size(); ++i) {
