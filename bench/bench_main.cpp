@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ struct Options {
   std::string only;
   std::string report_path;
   std::string micro_path;
+  std::string notes_path;
 };
 
 struct Planned {
@@ -126,6 +128,7 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
     s.capacity = 16;
     s.duration_ns = lat_budget;
     s.warmup_iterations = lat_warm;
+    s.warmup_ns = ns(q ? 0.03 : 0.2);
     s.max_iterations = payload < kMinPayload ? (q ? 50000 : 1000000) : 50'000'000;
     plan.push_back({"latency", s});
   };
@@ -202,7 +205,7 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       s.payload = p;
       s.listeners = n;
       s.capacity = 512;
-      s.bursts = q ? 20 : 400;
+      s.bursts = q ? 20 : 150;
       s.duration_ns = ns(q ? 0.5 : 5);
       plan.push_back({"fanout", s});
     }
@@ -485,7 +488,16 @@ int report(const Options& o) {
   if (!results.contains("bars")) {
     add_analysis(results);
   }
-  std::cout << markdown_report(results, micro);
+  std::string notes;
+  if (!o.notes_path.empty()) {
+    std::ifstream n(o.notes_path);
+    if (!n) {
+      std::fprintf(stderr, "ipcbus-bench: cannot read %s\n", o.notes_path.c_str());
+      return 1;
+    }
+    notes.assign(std::istreambuf_iterator<char>(n), std::istreambuf_iterator<char>());
+  }
+  std::cout << markdown_report(results, micro, notes);
   std::string why;
   if (!o.plots_dir.empty() && !write_plots(results, o.plots_dir, &why)) {
     std::fprintf(stderr, "ipcbus-bench: plots: %s\n", why.c_str());
@@ -499,14 +511,15 @@ void usage() {
       stderr,
       "usage: ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT]\n"
       "                    [--scale X] [--no-iceoryx]\n"
-      "       ipcbus-bench --report FILE [--micro FILE] [--plots DIR]\n"
+      "       ipcbus-bench --report FILE [--micro FILE] [--notes FILE] [--plots DIR]\n"
       "  --quick       a seconds-long smoke subset (64 B, two peers)\n"
       "  --json FILE   write every figure, ratio and bar as JSON\n"
       "  --plots DIR   write PNG plots with gnuplot\n"
       "  --only TEXT   run only cases whose label contains TEXT (e.g. \"ipcbus latency\")\n"
       "  --scale X     multiply every duration by X\n"
       "  --no-iceoryx  leave iceoryx (and its RouDi daemon) out\n"
-      "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its plots)\n");
+      "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its "
+      "plots)\n");
 }
 
 }  // namespace
@@ -546,6 +559,8 @@ int main(int argc, char** argv) {
       o.report_path = next();
     } else if (a == "--micro") {
       o.micro_path = next();
+    } else if (a == "--notes") {
+      o.notes_path = next();
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;

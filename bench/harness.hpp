@@ -57,7 +57,7 @@ struct CaseSpec {
   std::uint32_t bursts = 0;       // fan-out cost: bursts of `capacity / 2` events
   std::uint64_t duration_ns = 0;  // ping-pong: time budget; stream: sending time
   std::uint64_t max_iterations = 0;
-  std::uint64_t warmup_iterations = 0;  // ping-pong: not recorded
+  std::uint64_t warmup_iterations = 0;  // ping-pong: not recorded (or warmup_ns, if shorter)
   std::uint64_t warmup_ns = 0;          // stream: the receiver starts counting after this
   bool bind_now = false;                // children run with LD_BIND_NOW=1
   std::int32_t cpu[kMaxRoles] = {};     // -1: do not pin

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -108,6 +109,83 @@ void BM_Ring_Contended(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Ring_Contended)->Threads(2)->UseRealTime();
+
+// The same hand-over, with a pooled chunk taken by the producer and given
+// back by the consumer: the ring plus the pool's free-list head, which the
+// two sides then bounce between their cores on every event.
+void BM_Handoff_RingPool(benchmark::State& state) {
+  static std::unique_ptr<LocalBus> local;
+  if (state.thread_index() == 0) {
+    local = std::make_unique<LocalBus>("ringpool", small_config(4));
+  }
+  ipcbus::detail::BusCore* core = nullptr;
+  const std::uint32_t slot = 3;
+  std::uint64_t pos = 0;
+  for (auto _ : state) {
+    if (core == nullptr) {
+      core = &local->core();
+    }
+    if (state.thread_index() == 0) {
+      ipcbus::detail::ChunkHeader* c;
+      while ((c = core->take_chunk(0)) == nullptr) {
+        ipcbus::detail::cpu_relax();
+      }
+      while (core->try_push(slot, c->self_ref, &pos) != ipcbus::detail::PushResult::kPushed) {
+        ipcbus::detail::cpu_relax();
+      }
+    } else {
+      std::uint32_t ref;
+      while ((ref = core->try_pop(slot)) == ipcbus::detail::kNone) {
+        ipcbus::detail::cpu_relax();
+      }
+      core->return_chunk(core->chunk(ref));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Handoff_RingPool)->Threads(2)->UseRealTime();
+
+// The whole event between two threads through the public API: loan, write
+// 64 B, publish; try_receive, read, release. Compare with the two above: the
+// rest is the chunk header's line and the bookkeeping of publish and receive.
+void BM_Handoff_Bus(benchmark::State& state) {
+  static std::unique_ptr<LocalBus> local;
+  static std::unique_ptr<ipcbus::Listener> listener;
+  if (state.thread_index() == 0) {
+    listener.reset();
+    local = std::make_unique<LocalBus>("handoff", small_config(4));
+    ipcbus::ListenerOptions o;
+    o.wait = ipcbus::WaitStrategy::kBusyPoll;
+    o.overflow = ipcbus::Overflow::kBlock;
+    listener = std::make_unique<ipcbus::Listener>(std::move(local->bus().listen(o).value()));
+    (void)listener->subscribe("bench/handoff");
+  }
+  std::unique_ptr<ipcbus::Publisher> pub;
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    if (state.thread_index() == 0) {
+      if (!pub) {
+        pub = std::make_unique<ipcbus::Publisher>(local->bus().publisher());
+      }
+      auto loan = pub->loan(64);
+      while (!loan) {
+        ipcbus::detail::cpu_relax();
+        loan = pub->loan(64);
+      }
+      std::memset(loan.value().data().data(), 1, 64);
+      benchmark::DoNotOptimize(pub->publish("bench/handoff", std::move(loan.value())));
+    } else {
+      std::optional<ipcbus::Sample> s;
+      while (!(s = listener->try_receive())) {
+        ipcbus::detail::cpu_relax();
+      }
+      sum += static_cast<std::uint64_t>(s->payload()[0]);
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Handoff_Bus)->Threads(2)->UseRealTime();
 
 // --- listener state -------------------------------------------------------------------
 

@@ -760,7 +760,7 @@ std::string human_table(const json& r) {
 
 // --- markdown ------------------------------------------------------------------------
 
-std::string markdown_report(const json& r, const json& micro) {
+std::string markdown_report(const json& r, const json& micro, const std::string& notes) {
   std::ostringstream o;
   const json& m = sub(r, "machine");
   auto load = [](const json& l) {
@@ -832,6 +832,10 @@ std::string markdown_report(const json& r, const json& micro) {
       << (reached.is_boolean() ? (reached.get<bool>() ? "yes" : "**no**") : "reported") << " |\n";
   }
   o << "\n";
+
+  if (!notes.empty()) {
+    o << notes << (notes.back() == '\n' ? "\n" : "\n\n");
+  }
 
   for (const char* wait : {"spin", "sleep"}) {
     const bool spin = std::string(wait) == "spin";

@@ -25,7 +25,10 @@ void add_analysis(nlohmann::json& results);
 std::vector<std::string> sanity_problems(const nlohmann::json& results);
 
 std::string human_table(const nlohmann::json& results);
-std::string markdown_report(const nlohmann::json& results, const nlohmann::json& micro);
+// `notes`, when not empty, is markdown placed after the bars (the analysis
+// of a run, written by hand).
+std::string markdown_report(const nlohmann::json& results, const nlohmann::json& micro,
+                            const std::string& notes);
 
 // Write PNG plots into `dir` with gnuplot. Returns false (and why) on failure.
 bool write_plots(const nlohmann::json& results, const std::string& dir, std::string* why);

@@ -78,6 +78,8 @@ int run_pinger(Control& ctl, RoleResult& r, Endpoints& ep) {
   std::uint64_t deadline = 0;
   const std::uint64_t faults0 = page_faults();
   std::uint64_t prev = now_ns();
+  const std::uint64_t start = prev;
+  bool warm = s.warmup_iterations > 0;
   std::uint64_t i = 0;
   for (; i < total; ++i) {
     const std::uint64_t seq = i + 1;
@@ -107,7 +109,10 @@ int run_pinger(Control& ctl, RoleResult& r, Endpoints& ep) {
     } else if (i == 999) {
       r.thousandth_rtt_ns = 2 * half;
     }
-    if (i >= s.warmup_iterations) {
+    // Warm-up: the first warmup_iterations round trips or warmup_ns,
+    // whichever ends first (large payloads would take long otherwise).
+    warm = warm && i + 1 < s.warmup_iterations && t - start < s.warmup_ns;
+    if (!warm) {
       r.rtt_half.record(half);
       if (deadline == 0) {
         deadline = t + s.duration_ns;
@@ -145,6 +150,8 @@ int run_ponger(Control& ctl, RoleResult& r, Endpoints& ep) {
   const std::uint64_t faults0 = page_faults();
   // release: the pinger starts once it sees this.
   r.progress.store(1, std::memory_order_release);
+  bool warm = ctl.spec.warmup_iterations > 0;
+  std::uint64_t first = 0;
   for (std::uint64_t i = 0;; ++i) {
     std::size_t got = 0;
     std::uint64_t stamp = 0;
@@ -172,7 +179,10 @@ int run_ponger(Control& ctl, RoleResult& r, Endpoints& ep) {
       } else if (i == 999) {
         r.thousandth_oneway_ns = one_way;
       }
-      if (i >= ctl.spec.warmup_iterations) {
+      // The pinger's warm-up rule, applied to this side's own count and clock.
+      first = first == 0 ? t : first;
+      warm = warm && i + 1 < ctl.spec.warmup_iterations && t - first < ctl.spec.warmup_ns;
+      if (!warm) {
         r.one_way.record(one_way);
       }
     }

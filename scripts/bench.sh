@@ -66,6 +66,11 @@ status=0
 
 cp "$tmp/ipcbus-bench.json" "$docs/ipcbus-bench.json"
 cp "$tmp/micro.json" "$docs/micro.json"
-"$bench" --report "$docs/ipcbus-bench.json" --micro "$docs/micro.json" > "$root/BENCHMARKS.md"
+notes=()
+if [[ -f "$docs/NOTES.md" ]]; then
+  notes=(--notes "$docs/NOTES.md")  # the hand-written analysis of the latest run
+fi
+"$bench" --report "$docs/ipcbus-bench.json" --micro "$docs/micro.json" "${notes[@]}" \
+  > "$root/BENCHMARKS.md"
 echo "== wrote BENCHMARKS.md and $docs/*.png (ipcbus-bench exit status $status)"
 exit "$status"
