@@ -479,7 +479,15 @@ int report(const Options& o) {
   json micro;
   if (!o.micro_path.empty()) {
     std::ifstream m(o.micro_path);
-    micro = json::parse(m, nullptr, false);
+    std::string text((std::istreambuf_iterator<char>(m)), std::istreambuf_iterator<char>());
+    // Google Benchmark writes NaN (the spread of a counter that is always 0),
+    // which is not JSON.
+    for (const char* bad : {": -NaN", ": NaN", ": -Infinity", ": Infinity"}) {
+      for (std::size_t at = text.find(bad); at != std::string::npos; at = text.find(bad, at)) {
+        text.replace(at, std::strlen(bad), ": null");
+      }
+    }
+    micro = json::parse(text, nullptr, false);
     if (micro.is_discarded()) {
       std::fprintf(stderr, "ipcbus-bench: %s is not JSON\n", o.micro_path.c_str());
       return 1;
