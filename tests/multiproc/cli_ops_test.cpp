@@ -1,0 +1,393 @@
+// cli_ops_test.cpp: the operator's commands of the real `ipcbus` binary, run
+// as a shell runs them: create/destroy and their exit codes, stat in every
+// machine format (and into a textfile directory), sub -F, top --once, advise,
+// ls topics, errors, usage errors (exit 2), and looks at a missing bus that
+// fail (exit 1) without creating it. Listeners are `ipcbus sub` processes.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "multiproc.hpp"
+
+#if __has_include(<nlohmann/json.hpp>)
+#include <nlohmann/json.hpp>
+#define IPCBUS_TEST_HAVE_JSON 1
+#endif
+
+namespace ipcbus::test {
+namespace {
+
+// What one run of the CLI printed and how it ended.
+struct CliRun {
+  Exit exit;
+  std::string out;
+  std::string err;
+  std::string what() const {
+    return "exit " + std::to_string(exit.code) + " (signal " + std::to_string(exit.signal) +
+           ")\nstdout:\n" + out + "\nstderr:\n" + err;
+  }
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    if (!line.empty()) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+bool segment_exists(const std::string& bus) {
+  struct stat st {};
+  return stat(("/dev/shm/ipcbus." + bus).c_str(), &st) == 0;
+}
+
+class CliOps : public MultiProc {
+ protected:
+  void TearDown() override {
+    observer_.reset();
+    for (pid_t pid : subs_) {
+      kill(pid, SIGTERM);
+    }
+    for (pid_t pid : subs_) {
+      (void)finish(pid);
+    }
+    subs_.clear();
+    MultiProc::TearDown();
+    if (!scratch_dir_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(scratch_dir_, ignored);
+    }
+  }
+
+  // run_cli runs `ipcbus ARGS...` to its end and returns what it printed.
+  CliRun run_cli(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {kCli};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions o;
+    o.stdout_path = temp_file("out");
+    o.stderr_path = temp_file("err");
+    const pid_t pid = start(argv, o);
+    CliRun r;
+    r.exit = finish(pid);
+    r.out = read_file(o.stdout_path);
+    r.err = read_file(o.stderr_path);
+    return r;
+  }
+
+  // create_small_bus makes this test's bus with `ipcbus create`, small (a
+  // short ring, two small pools) so that parallel runs spare /dev/shm.
+  // Returns whether it did, reporting why not.
+  bool create_small_bus() {
+    const CliRun r = run_cli({"create", "--bus", bus_, "--ring-capacity", "64", "--pool", "256:64",
+                              "--pool", "4096:8"});
+    EXPECT_TRUE(ended_ok(r.exit)) << r.what();
+    return ended_ok(r.exit);
+  }
+
+  // observer maps this test's bus without a process entry, so that it counts
+  // as no user of the bus (destroy would otherwise name this test).
+  Bus* observer() {
+    if (!observer_) {
+      OpenOptions o;
+      o.name = bus_;
+      o.observe_only = true;
+      std::optional<Bus> opened;
+      poll_until([&] {
+        auto r = Bus::open(o);
+        if (r) {
+          opened.emplace(std::move(r).value());
+        }
+        return opened.has_value();
+      });
+      if (opened) {
+        observer_.emplace(std::move(*opened));
+      }
+    }
+    return observer_ ? &*observer_ : nullptr;
+  }
+
+  // start_sub runs `ipcbus sub ARGS... FILTER` in the background (stdout to
+  // `out_path`) and waits until its listener holds FILTER.
+  pid_t start_sub(const std::string& filter, const std::vector<std::string>& args,
+                  const std::string& out_path) {
+    std::vector<std::string> argv = {kCli, "sub", "--bus", bus_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(filter);
+    SpawnOptions o;
+    o.stdout_path = out_path;
+    o.stderr_path = out_path + ".err";
+    files_.push_back(o.stderr_path);
+    const pid_t pid = start(argv, o);
+    subs_.push_back(pid);
+    Bus* bus = observer();
+    EXPECT_NE(bus, nullptr) << "sub never created bus " << bus_;
+    const bool ready = bus != nullptr && poll_until([&] {
+      for (const ListenerInfo& l : bus->inspect().listeners) {
+        if (l.owner_pid == pid &&
+            std::find(l.filters.begin(), l.filters.end(), filter) != l.filters.end()) {
+          return true;
+        }
+      }
+      return !still_running(pid);
+    });
+    EXPECT_TRUE(ready && still_running(pid))
+        << "sub " << filter << " not listening; " << describe("its stderr", o.stderr_path);
+    return pid;
+  }
+
+  // stop_sub ends a background sub with SIGTERM (it exits 0) and reaps it.
+  Exit stop_sub(pid_t pid) {
+    std::erase(subs_, pid);
+    kill(pid, SIGTERM);
+    return finish(pid);
+  }
+
+  // A directory of this test's own, removed on tear down.
+  std::string scratch_dir() {
+    if (scratch_dir_.empty()) {
+      std::string pattern = "/tmp/ipcbus-" + bus_ + "-XXXXXX";
+      if (mkdtemp(pattern.data()) != nullptr) {
+        scratch_dir_ = pattern;
+      }
+    }
+    return scratch_dir_;
+  }
+
+  // A bus name no one uses, for commands that must not create it.
+  std::string missing_bus() const { return bus_ + "-missing"; }
+
+  std::vector<pid_t> subs_;
+  std::optional<Bus> observer_;
+  std::string scratch_dir_;
+};
+
+TEST_F(CliOps, CreateExitsZeroThenOneWhenTheBusExists) {
+  ASSERT_EQ(access(kCli, X_OK), 0) << "no ipcbus CLI at " << kCli;
+
+  const CliRun first = run_cli({"create", "--bus", bus_, "--ring-capacity", "64"});
+  const CliRun second = run_cli({"create", "--bus", bus_, "--ring-capacity", "64"});
+
+  EXPECT_TRUE(ended_ok(first.exit)) << first.what();
+  EXPECT_TRUE(segment_exists(bus_));
+  ASSERT_NE(observer(), nullptr);
+  EXPECT_EQ(observer()->config().ring_capacity, 64U);
+  EXPECT_TRUE(second.exit.exited) << second.what();
+  EXPECT_EQ(second.exit.code, 1) << second.what();
+  EXPECT_NE(second.err.find("already exists"), std::string::npos) << second.what();
+}
+
+TEST_F(CliOps, StatPrometheusIsWellFormedExposition) {
+  ASSERT_TRUE(create_small_bus());
+  start_sub("stat/#", {}, temp_file("sub.out"));
+
+  const CliRun r = run_cli({"stat", "--bus", bus_, "-o", "prometheus"});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  EXPECT_NE(r.out.find("# TYPE ipcbus_segment_bytes gauge\n"), std::string::npos) << r.out;
+  const std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*\{[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")"
+                          R"((,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*\} )"
+                          R"((-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|[-+]Inf)$)");
+  int samples = 0;
+  for (const std::string& line : lines_of(r.out)) {
+    if (line.rfind("# ", 0) == 0) {
+      continue;
+    }
+    ++samples;
+    EXPECT_TRUE(std::regex_match(line, sample)) << "not a sample line: " << line;
+  }
+  EXPECT_GT(samples, 0) << r.out;
+}
+
+TEST_F(CliOps, StatCsvHasAHeaderAndRows) {
+  ASSERT_TRUE(create_small_bus());
+  start_sub("stat/#", {}, temp_file("sub.out"));
+
+  const CliRun r = run_cli({"stat", "--bus", bus_, "-o", "csv"});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  const std::vector<std::string> lines = lines_of(r.out);
+  ASSERT_GE(lines.size(), 2U) << r.out;
+  EXPECT_EQ(lines[0], "record,id,key,value");
+  const auto listener_rows = std::count_if(lines.begin() + 1, lines.end(), [](const auto& l) {
+    return l.rfind("listener,", 0) == 0;
+  });
+  EXPECT_GT(listener_rows, 0) << r.out;
+}
+
+TEST_F(CliOps, StatNdjsonIsOneJsonObjectPerLine) {
+  ASSERT_TRUE(create_small_bus());
+  start_sub("stat/#", {}, temp_file("sub.out"));
+
+  const CliRun r = run_cli({"stat", "--bus", bus_, "-o", "ndjson"});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  const std::vector<std::string> lines = lines_of(r.out);
+  ASSERT_FALSE(lines.empty()) << r.out;
+  int listeners = 0;
+  for (const std::string& line : lines) {
+#ifdef IPCBUS_TEST_HAVE_JSON
+    const auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(parsed.is_discarded()) << "not JSON: " << line;
+    ASSERT_TRUE(parsed.is_object()) << line;
+    ASSERT_TRUE(parsed.contains("record")) << line;
+    listeners += parsed["record"] == "listener" ? 1 : 0;
+#else
+    EXPECT_EQ(line.front(), '{') << line;
+    EXPECT_EQ(line.back(), '}') << line;
+    listeners += line.find("\"record\":\"listener\"") != std::string::npos ? 1 : 0;
+#endif
+  }
+  EXPECT_EQ(listeners, 1) << r.out;
+}
+
+TEST_F(CliOps, StatTextfileDirWritesThePromFileAndNoTemporary) {
+  ASSERT_TRUE(create_small_bus());
+  const std::string dir = scratch_dir();
+  ASSERT_FALSE(dir.empty()) << "mkdtemp failed";
+
+  const CliRun r = run_cli({"stat", "--bus", bus_, "--textfile-dir", dir});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  ASSERT_EQ(names.size(), 1U) << "files left in " << dir << ": " << names.size();
+  EXPECT_EQ(names[0], "ipcbus_" + bus_ + ".prom");
+  const std::string text = read_file(dir + "/" + names[0]);
+  EXPECT_NE(text.find("# TYPE ipcbus_segment_bytes gauge\n"), std::string::npos) << text;
+}
+
+TEST_F(CliOps, SubFormatPrintsTopicSequenceLengthAndPayload) {
+  ASSERT_TRUE(create_small_bus());
+  const std::string out = temp_file("sub.out");
+  const pid_t sub = start_sub("topic", {"-F", "%t|%s|%l|%p", "-C", "1"}, out);
+
+  const CliRun pub = run_cli(
+      {"pub", "--bus", bus_, "--wait-listeners", "1", "--timeout", "30", "-m", "hello", "topic"});
+  std::erase(subs_, sub);
+  const Exit sub_exit = finish(sub);
+
+  EXPECT_TRUE(ended_ok(pub.exit)) << pub.what();
+  EXPECT_TRUE(ended_ok(sub_exit)) << describe("sub (stderr)", out + ".err");
+  EXPECT_EQ(read_file(out), "topic|1|5|hello\n");
+}
+
+TEST_F(CliOps, DestroyRefusesWhileASubRunsAndForceRemovesIt) {
+  ASSERT_TRUE(create_small_bus());
+  const pid_t sub = start_sub("held/#", {}, temp_file("sub.out"));
+  ASSERT_TRUE(segment_exists(bus_));
+
+  const CliRun refused = run_cli({"destroy", "--bus", bus_});
+
+  EXPECT_TRUE(refused.exit.exited) << refused.what();
+  EXPECT_EQ(refused.exit.code, 1) << refused.what();
+  EXPECT_NE(refused.err.find("pid " + std::to_string(sub)), std::string::npos) << refused.what();
+  EXPECT_TRUE(segment_exists(bus_));
+
+  const CliRun forced = run_cli({"destroy", "--bus", bus_, "--force"});
+
+  EXPECT_TRUE(ended_ok(forced.exit)) << forced.what();
+  EXPECT_FALSE(segment_exists(bus_));
+  EXPECT_TRUE(still_running(sub)) << "the sub should keep its mapping";
+  EXPECT_TRUE(ended_ok(stop_sub(sub)));
+}
+
+TEST_F(CliOps, DestroyOfAnUnusedBusExitsZero) {
+  ASSERT_TRUE(create_small_bus());
+
+  const CliRun r = run_cli({"destroy", "--bus", bus_});
+
+  EXPECT_TRUE(ended_ok(r.exit)) << r.what();
+  EXPECT_FALSE(segment_exists(bus_));
+}
+
+TEST_F(CliOps, TopOncePrintsOneRowPerListener) {
+  ASSERT_TRUE(create_small_bus());
+  start_sub("alpha/#", {}, temp_file("alpha.out"));
+  start_sub("beta/+/gamma", {}, temp_file("beta.out"));
+
+  const CliRun r = run_cli({"top", "--once", "--bus", bus_, "-i", "0.1"});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  for (const std::string filter : {"alpha/#", "beta/+/gamma"}) {
+    const std::vector<std::string> lines = lines_of(r.out);
+    const auto rows = std::count_if(lines.begin(), lines.end(), [&](const std::string& line) {
+      return line.find(filter) != std::string::npos;
+    });
+    EXPECT_EQ(rows, 1) << filter << " in:\n" << r.out;
+  }
+}
+
+TEST_F(CliOps, AdviseWithRateRecommendsTheRingCapacity) {
+  // 20000/s x (0.5 ms + 50 ms burst) = 1010 events, x 2 headroom, next power of two.
+  const CliRun r = run_cli({"advise", "#", "--bus", missing_bus(), "--rate", "20000", "--latency",
+                            "0.0005", "--burst", "0.05"});
+
+  EXPECT_TRUE(ended_ok(r.exit)) << r.what();
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\b2048\b)"))) << r.what();
+  EXPECT_FALSE(segment_exists(missing_bus()));
+}
+
+TEST_F(CliOps, LsTopicsListsTheFilterWithOneListener) {
+  ASSERT_TRUE(create_small_bus());
+  start_sub("lstopic/+/x", {}, temp_file("sub.out"));
+
+  const CliRun r = run_cli({"ls", "topics", "--bus", bus_});
+
+  ASSERT_TRUE(ended_ok(r.exit)) << r.what();
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(lstopic/\+/x\s+1\b)"))) << r.what();
+}
+
+TEST_F(CliOps, ErrorsExitsZero) {
+  ASSERT_TRUE(create_small_bus());
+
+  const CliRun r = run_cli({"errors", "--bus", bus_});
+
+  EXPECT_TRUE(ended_ok(r.exit)) << r.what();
+}
+
+TEST_F(CliOps, UsageErrorsExitTwo) {
+  const CliRun bad_format = run_cli({"stat", "--bus", bus_, "-o", "nope"});
+  const CliRun bad_capacity = run_cli({"create", "--bus", bus_, "--ring-capacity", "3"});
+
+  EXPECT_TRUE(bad_format.exit.exited) << bad_format.what();
+  EXPECT_EQ(bad_format.exit.code, 2) << bad_format.what();
+  EXPECT_TRUE(bad_capacity.exit.exited) << bad_capacity.what();
+  EXPECT_EQ(bad_capacity.exit.code, 2) << bad_capacity.what();
+  EXPECT_NE(bad_capacity.err.find("ring_capacity"), std::string::npos) << bad_capacity.what();
+  EXPECT_FALSE(segment_exists(bus_));
+}
+
+TEST_F(CliOps, LsAndStatOfAMissingBusExitOneAndCreateNothing) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"ls", "--bus", missing_bus()},
+        std::vector<std::string>{"ls", "topics", "--bus", missing_bus()},
+        std::vector<std::string>{"stat", "--bus", missing_bus()},
+        std::vector<std::string>{"stat", "--bus", missing_bus(), "-o", "prometheus"}}) {
+    const CliRun r = run_cli(args);
+
+    EXPECT_TRUE(r.exit.exited) << args[0] << ": " << r.what();
+    EXPECT_EQ(r.exit.code, 1) << args[0] << ": " << r.what();
+    EXPECT_FALSE(segment_exists(missing_bus())) << args[0];
+  }
+}
+
+}  // namespace
+}  // namespace ipcbus::test
