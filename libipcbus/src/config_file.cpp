@@ -134,8 +134,7 @@ Result<void> read_agent(std::string_view source, const toml::table& t, AgentSett
     return ok;
   }
   if (a->interval_ms < 10 || a->interval_ms > 60000) {
-    return Error{Errc::kInvalidArgument,
-                 std::string(source) + ": 'interval_ms' must be 10..60000"};
+    return bad(source, t.get("interval_ms")->source(), "'interval_ms' must be 10..60000");
   }
   return {};
 }
