@@ -8,5 +8,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
 build=${IPCBUS_BUILD_DIR:-$root/build}
-(cd "$build" && ctest --output-on-failure -j2 --timeout 600)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+(cd "$build" && ctest --output-on-failure -j2 --timeout 600) | tee "$log"
 "$root/scripts/fuzz.sh" "${IPCBUS_FUZZ_SECONDS:-10}"
+# ctest's summary again, last, so that it closes the run's output.
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
+total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"$summary")
+echo "ctest: $((total - failed)) passed, $failed failed"
