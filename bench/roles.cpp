@@ -349,6 +349,32 @@ int run_stream_receiver(Control& ctl, RoleResult& r, Endpoints& ep) {
   return 0;
 }
 
+// Wait until every role that receives from `role` has finished (done or
+// failed), or the case is aborted.
+void wait_for_receivers(const Control& ctl, int role) {
+  const CaseSpec& s = ctl.spec;
+  int first = 0;
+  int last = -1;
+  if (s.pattern == Pattern::kPingPong) {
+    if (role == 0) {  // the pinger's end marker goes to the ponger
+      first = last = 1;
+    }
+  } else if (s.sends(role)) {
+    first = static_cast<int>(s.publishers);
+    last = s.roles() - 1;
+  }
+  for (int k = first; k <= last; ++k) {
+    // acquire: pairs with the receiver's release store of its final state.
+    while (ctl.roles[k].state.load(std::memory_order_acquire) <
+           static_cast<std::uint32_t>(RoleState::kDone)) {
+      if (aborted(ctl)) {
+        return;
+      }
+      sleep_ns(200'000);
+    }
+  }
+}
+
 }  // namespace
 
 int child_main(int role, int ctl_fd) {
@@ -405,6 +431,12 @@ int child_main(int role, int ctl_fd) {
   if (rc == 0) {
     // release: the parent reads the results after it sees kDone.
     r.state.store(static_cast<std::uint32_t>(RoleState::kDone), std::memory_order_release);
+  }
+  // A sender keeps its end open until the roles it sends to are done: a
+  // ZeroMQ PULL socket drops what it holds from a peer that disconnects, the
+  // end marker included, and other transports may do the same.
+  if (rc == 0) {
+    wait_for_receivers(ctl, role);
   }
   // Close the transports before the process goes (iceoryx deregisters).
   ep.tx.reset();
