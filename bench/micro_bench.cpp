@@ -310,6 +310,54 @@ void BM_Publish_Receive(benchmark::State& state) {
 }
 BENCHMARK(BM_Publish_Receive)->ArgName("listeners")->Arg(1)->Arg(4)->Arg(16);
 
+// The cost of the observability counters on the data path: one publish and
+// one receive of 64 B with the listener's receive-latency histogram off (0)
+// and on (1). Publisher and listener counters are always on in both.
+void BM_Publish_Receive_Histogram(benchmark::State& state) {
+  LocalBus local("pubrecv-hist", small_config());
+  ipcbus::ListenerOptions o;
+  o.wait = ipcbus::WaitStrategy::kBusyPoll;
+  o.latency_histogram = state.range(0) != 0;
+  ipcbus::Listener l = std::move(local.bus().listen(o).value());
+  (void)l.subscribe("bench/+/value");
+  ipcbus::Publisher pub = local.bus().publisher();
+  const char payload[64] = {};
+  for (auto _ : state) {
+    auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
+    benchmark::DoNotOptimize(r);
+    auto s = l.try_receive();
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Publish_Receive_Histogram)->ArgName("histogram")->Arg(0)->Arg(1);
+
+// The always-on counters: a publisher with its counter slot (1) against one
+// without (0: the bus's only publisher slot is taken by another publisher).
+void BM_Publish_Receive_PublisherCounters(benchmark::State& state) {
+  ipcbus::Config c = small_config();
+  c.max_publishers = 1;
+  LocalBus local("pubrecv-count", c);
+  ipcbus::ListenerOptions o;
+  o.wait = ipcbus::WaitStrategy::kBusyPoll;
+  ipcbus::Listener l = std::move(local.bus().listen(o).value());
+  (void)l.subscribe("bench/+/value");
+  std::optional<ipcbus::Publisher> holder;
+  if (state.range(0) == 0) {
+    holder.emplace(local.bus().publisher());  // takes the only slot
+  }
+  ipcbus::Publisher pub = local.bus().publisher();
+  const char payload[64] = {};
+  for (auto _ : state) {
+    auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
+    benchmark::DoNotOptimize(r);
+    auto s = l.try_receive();
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Publish_Receive_PublisherCounters)->ArgName("counters")->Arg(0)->Arg(1);
+
 // The zero-copy path: loan, write 64 B in place, publish; then receive.
 void BM_Publish_Loan_Receive(benchmark::State& state) {
   const auto listeners = static_cast<int>(state.range(0));

@@ -110,11 +110,12 @@ struct LatencyHistogram {
     return k >= kBuckets - 1 ? 0 : 128ULL << static_cast<unsigned>(k);
   }
   static int bucket_of(std::uint64_t ns) {
-    int k = 0;
-    while (k < kBuckets - 1 && ns >= (128ULL << static_cast<unsigned>(k))) {
-      ++k;
+    const std::uint64_t units = ns >> 7;  // in 128 ns
+    if (units == 0) {
+      return 0;
     }
-    return k;
+    const int k = 64 - __builtin_clzll(units);  // floor(log2(units)) + 1
+    return k < kBuckets - 1 ? k : kBuckets - 1;
   }
 };
 
