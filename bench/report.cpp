@@ -272,6 +272,77 @@ json case_json(const CaseOut& c, const std::string& kind) {
 
 // --- analysis -------------------------------------------------------------------
 
+namespace {
+
+// A row of a bar round: kind, transport, wait, payload (streams: 1 to 1).
+struct Pick {
+  const char* kind;
+  const char* transport;
+  const char* wait;
+  double payload;
+};
+
+bool picks(const json& row, const Pick& p) {
+  return str(row, "kind") == p.kind && str(row, "transport") == p.transport &&
+         str(row, "wait") == p.wait && num(row, "payload") == p.payload &&
+         num(row, "publishers", 1) == 1 && num(row, "listeners", 1) == 1;
+}
+
+// a / b, as the median over rounds of the ratio within a round, with the
+// medians of a and b themselves.
+struct RoundStat {
+  double ratio = NAN;
+  double a = NAN;
+  double b = NAN;
+  std::vector<double> ratios;
+  std::string describe() const {
+    if (ratios.size() <= 1) {
+      return "one run";
+    }
+    std::string out = "median of " + std::to_string(ratios.size()) + " rounds (";
+    for (std::size_t i = 0; i < ratios.size(); ++i) {
+      out += (i ? ", " : "") + fmt(ratios[i], 2);
+    }
+    return out + ")";
+  }
+};
+
+RoundStat round_ratio(const json& r, const Pick& a, const Pick& b, const char* metric) {
+  RoundStat st;
+  std::map<int, std::pair<const json*, const json*>> rounds;
+  for (const json& row : list(r, "bar_rounds")) {
+    const int k = static_cast<int>(num(row, "round", -1));
+    if (picks(row, a)) {
+      rounds[k].first = &row;
+    } else if (picks(row, b)) {
+      rounds[k].second = &row;
+    }
+  }
+  if (rounds.empty()) {  // no rounds in this run: the sweep's own rows
+    const bool l = std::string(a.kind) == "latency";
+    const json* ra = l ? find_latency(r, a.transport, a.wait, a.payload)
+                       : find_stream(r, a.transport, a.wait, a.payload, 1, 1);
+    const json* rb = l ? find_latency(r, b.transport, b.wait, b.payload)
+                       : find_stream(r, b.transport, b.wait, b.payload, 1, 1);
+    rounds[0] = {ra, rb};
+  }
+  std::vector<double> as, bs;
+  for (const auto& [k, pair] : rounds) {
+    if (pair.first == nullptr || pair.second == nullptr || !(num(*pair.second, metric) > 0)) {
+      continue;
+    }
+    as.push_back(num(*pair.first, metric));
+    bs.push_back(num(*pair.second, metric));
+    st.ratios.push_back(as.back() / bs.back());
+  }
+  st.ratio = median(st.ratios);
+  st.a = median(as);
+  st.b = median(bs);
+  return st;
+}
+
+}  // namespace
+
 void add_analysis(json& r) {
   json ratios = json::array();
   // Latency: the bus against its floor and against each peer, same wait.
@@ -410,59 +481,53 @@ void add_analysis(json& r) {
                     {"reached", reached < 0 ? json("n/a") : json(reached == 1)},
                     {"note", note}});
   };
-  auto ratio_of = [](const json* a, const json* b, const char* metric) {
-    return a != nullptr && b != nullptr && num(*b, metric) > 0 ? num(*a, metric) / num(*b, metric)
-                                                               : NAN;
-  };
   auto verdict = [](double ratio, double limit, bool lower_is_better) {
     if (!std::isfinite(ratio)) {
       return -1;
     }
     return (lower_is_better ? ratio <= limit : ratio >= limit) ? 1 : 0;
   };
+  // The first bars: medians over the interleaved bar rounds of the ratio
+  // taken within each round (or the sweep's figures when there are no rounds).
+  auto lat = [&](const char* t, const char* w, double p) { return Pick{"latency", t, w, p}; };
+  auto tput = [&](const char* t) { return Pick{"throughput", t, "spin", 64}; };
   {
-    const json* bus = find_latency(r, kBus, "spin", 64);
-    const json* line = find_latency(r, "floor-line", "spin", 64);
-    const json* bare = find_latency(r, "floor-line", "spin", 0);
-    const double p50 = ratio_of(bus, line, "p50");
-    const double p99 = ratio_of(bus, line, "p99");
-    const double bare50 = ratio_of(bus, bare, "p50");
+    const RoundStat p50 =
+        round_ratio(r, lat(kBus, "spin", 64), lat("floor-line", "spin", 64), "p50");
+    const RoundStat p99 =
+        round_ratio(r, lat(kBus, "spin", 64), lat("floor-line", "spin", 64), "p99");
+    const RoundStat bare =
+        round_ratio(r, lat(kBus, "spin", 64), lat("floor-line", "spin", 0), "p50");
     bar("one-way latency, busy-poll, 64 B: p50 within 1.5x of the cache-line floor",
-        bus ? fmt_ns(num(*bus, "p50")) + " vs floor " + (line ? fmt_ns(num(*line, "p50")) : "n/a") +
-                  " (line carrying 64 B); bare line (0 B) " +
-                  (bare ? fmt_ns(num(*bare, "p50")) : "n/a") + ", ratio " + fmt_ratio(bare50)
-            : "n/a",
-        p50, "<= 1.5x", verdict(p50, 1.5, true), "ratio = ipcbus / floor, lower is better");
+        fmt_ns(p50.a) + " vs floor " + fmt_ns(p50.b) +
+            " (a line carrying 64 B); vs the bare "
+            "line (0 B, " +
+            fmt_ns(bare.b) + ") " + fmt_ratio(bare.ratio) + "; " + p50.describe(),
+        p50.ratio, "<= 1.5x", verdict(p50.ratio, 1.5, true),
+        "ratio = ipcbus / floor (lower is better), median over rounds of the ratio in a round");
     bar("one-way latency, busy-poll, 64 B: p99 within 3x of the floor",
-        bus ? fmt_ns(num(*bus, "p99")) + " vs floor p99 " +
-                  (line ? fmt_ns(num(*line, "p99")) : "n/a")
-            : "n/a",
-        p99, "<= 3x", verdict(p99, 3, true), "ratio = ipcbus p99 / floor p99");
+        fmt_ns(p99.a) + " vs floor p99 " + fmt_ns(p99.b) + "; " + p99.describe(), p99.ratio,
+        "<= 3x", verdict(p99.ratio, 3, true), "ratio = ipcbus p99 / floor p99");
   }
   {
-    const json* bus = find_latency(r, kBus, "sleep", 64);
-    const json* fx = find_latency(r, "floor-futex", "sleep", 64);
-    const double p50 = ratio_of(bus, fx, "p50");
+    const RoundStat p50 =
+        round_ratio(r, lat(kBus, "sleep", 64), lat("floor-futex", "sleep", 64), "p50");
+    const RoundStat p99 =
+        round_ratio(r, lat(kBus, "sleep", 64), lat("floor-futex", "sleep", 64), "p99");
     bar("one-way latency, sleeping listener, 64 B: within 1.2x of the raw futex ping-pong",
-        bus ? fmt_ns(num(*bus, "p50")) + " vs futex floor " +
-                  (fx ? fmt_ns(num(*fx, "p50")) : "n/a") + "; p99 ratio " +
-                  fmt_ratio(ratio_of(bus, fx, "p99"))
-            : "n/a",
-        p50, "<= 1.2x", verdict(p50, 1.2, true), "p50 ratio = ipcbus / futex floor");
+        fmt_ns(p50.a) + " vs futex floor " + fmt_ns(p50.b) + "; p99 ratio " + fmt_ratio(p99.ratio) +
+            "; " + p50.describe(),
+        p50.ratio, "<= 1.2x", verdict(p50.ratio, 1.2, true), "p50 ratio = ipcbus / futex floor");
   }
   double ring_event_ns = NAN;
   {
-    const json* bus = find_stream(r, kBus, "spin", 64, 1, 1);
-    const json* ring = find_stream(r, "floor-ring", "spin", 64, 1, 1);
-    const double x = ratio_of(bus, ring, "events_per_s");
-    if (ring != nullptr && num(*ring, "events_per_s") > 0) {
-      ring_event_ns = 1e9 / num(*ring, "events_per_s");
+    const RoundStat x = round_ratio(r, tput(kBus), tput("floor-ring"), "events_per_s");
+    if (x.b > 0) {
+      ring_event_ns = 1e9 / x.b;
     }
     bar("throughput 1 to 1, 64 B: at least 0.7x of the raw SPSC ring",
-        bus ? fmt_rate(num(*bus, "events_per_s")) + " vs ring " +
-                  (ring ? fmt_rate(num(*ring, "events_per_s")) : "n/a")
-            : "n/a",
-        x, ">= 0.7x", verdict(x, 0.7, false), "ratio = ipcbus / ring, higher is better");
+        fmt_rate(x.a) + " vs ring " + fmt_rate(x.b) + "; " + x.describe(), x.ratio, ">= 0.7x",
+        verdict(x.ratio, 0.7, false), "ratio = ipcbus / ring, higher is better");
   }
   {
     const json& inproc = sub(r, "inproc");
@@ -610,8 +675,11 @@ std::vector<std::string> sanity_problems(const json& r) {
   auto label = [](const json& row) {
     return str(row, "transport") + " " + str(row, "wait") + " " + fmt_size(num(row, "payload"));
   };
-  for (const char* section : {"latency", "first_event_runs"}) {
+  for (const char* section : {"latency", "first_event_runs", "bar_rounds"}) {
     for (const json& row : list(r, section)) {
+      if (str(row, "kind") == "throughput") {
+        continue;  // a throughput row of a bar round: checked below
+      }
       if (!ordered(row)) {
         out.push_back(std::string(section) + " " + label(row) +
                       ": percentiles not ordered or empty");
@@ -624,7 +692,17 @@ std::vector<std::string> sanity_problems(const json& r) {
       }
     }
   }
+  std::vector<const json*> streams;
   for (const json& row : list(r, "throughput")) {
+    streams.push_back(&row);
+  }
+  for (const json& row : list(r, "bar_rounds")) {
+    if (str(row, "kind") == "throughput") {
+      streams.push_back(&row);
+    }
+  }
+  for (const json* each : streams) {
+    const json& row = *each;
     const std::string l =
         label(row) + " " + fmt(num(row, "publishers")) + "->" + fmt(num(row, "listeners"));
     if (!(num(row, "events_per_s") > 0) || !(num(row, "slowest_listener_events_per_s") > 0)) {
@@ -643,9 +721,9 @@ std::vector<std::string> sanity_problems(const json& r) {
     }
   }
   const double planned = num(r, "planned_cases");
-  const double got =
-      static_cast<double>(list(r, "latency").size() + list(r, "throughput").size() +
-                          list(r, "fanout_cost").size() + list(r, "first_event_runs").size());
+  const double got = static_cast<double>(
+      list(r, "latency").size() + list(r, "throughput").size() + list(r, "fanout_cost").size() +
+      list(r, "first_event_runs").size() + list(r, "bar_rounds").size());
   if (got != planned) {
     out.push_back("missing results: " + fmt(planned - got) + " of " + fmt(planned) + " cases");
   }
