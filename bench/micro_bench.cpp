@@ -310,6 +310,18 @@ void BM_Publish_Receive(benchmark::State& state) {
 }
 BENCHMARK(BM_Publish_Receive)->ArgName("listeners")->Arg(1)->Arg(4)->Arg(16);
 
+// One 64 B publish and one receive per iteration.
+void publish_receive_loop(benchmark::State& state, ipcbus::Publisher& pub, ipcbus::Listener& l) {
+  const char payload[64] = {};
+  for (auto _ : state) {
+    auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
+    benchmark::DoNotOptimize(r);
+    auto s = l.try_receive();
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 // The cost of the observability counters on the data path: one publish and
 // one receive of 64 B with the listener's receive-latency histogram off (0)
 // and on (1). Publisher and listener counters are always on in both.
@@ -321,14 +333,7 @@ void BM_Publish_Receive_Histogram(benchmark::State& state) {
   ipcbus::Listener l = std::move(local.bus().listen(o).value());
   (void)l.subscribe("bench/+/value");
   ipcbus::Publisher pub = local.bus().publisher();
-  const char payload[64] = {};
-  for (auto _ : state) {
-    auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
-    benchmark::DoNotOptimize(r);
-    auto s = l.try_receive();
-    benchmark::DoNotOptimize(s);
-  }
-  state.SetItemsProcessed(state.iterations());
+  publish_receive_loop(state, pub, l);
 }
 BENCHMARK(BM_Publish_Receive_Histogram)->ArgName("histogram")->Arg(0)->Arg(1);
 
@@ -347,14 +352,7 @@ void BM_Publish_Receive_PublisherCounters(benchmark::State& state) {
     holder.emplace(local.bus().publisher());  // takes the only slot
   }
   ipcbus::Publisher pub = local.bus().publisher();
-  const char payload[64] = {};
-  for (auto _ : state) {
-    auto r = pub.publish("bench/x/value", std::string_view(payload, sizeof payload));
-    benchmark::DoNotOptimize(r);
-    auto s = l.try_receive();
-    benchmark::DoNotOptimize(s);
-  }
-  state.SetItemsProcessed(state.iterations());
+  publish_receive_loop(state, pub, l);
 }
 BENCHMARK(BM_Publish_Receive_PublisherCounters)->ArgName("counters")->Arg(0)->Arg(1);
 
