@@ -11,9 +11,11 @@ install(FILES ${PROJECT_BINARY_DIR}/ipcbusConfig.cmake
   ${PROJECT_BINARY_DIR}/ipcbusConfigVersion.cmake DESTINATION ${IPCBUS_CMAKE_DIR})
 configure_file(${PROJECT_SOURCE_DIR}/cmake/ipcbus.pc.in ${PROJECT_BINARY_DIR}/ipcbus.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ipcbus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# The agent's unit reads /etc/ipcbus.toml (FULL_SYSCONFDIR is /etc for the /usr prefix).
+install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/ipcbus)
-install(FILES ${PROJECT_SOURCE_DIR}/agent/ipcbus-agent.service
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/systemd/system)
+# systemd looks for units in lib/systemd/system, not in the multiarch libdir.
+install(FILES ${PROJECT_SOURCE_DIR}/agent/ipcbus-agent.service DESTINATION lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/architecture.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
