@@ -11,8 +11,14 @@ install(FILES ${PROJECT_BINARY_DIR}/ipcbusConfig.cmake
   ${PROJECT_BINARY_DIR}/ipcbusConfigVersion.cmake DESTINATION ${IPCBUS_CMAKE_DIR})
 configure_file(${PROJECT_SOURCE_DIR}/cmake/ipcbus.pc.in ${PROJECT_BINARY_DIR}/ipcbus.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ipcbus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
-# The agent's unit reads /etc/ipcbus.toml (FULL_SYSCONFDIR is /etc for the /usr prefix).
-install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR})
+# The agent's unit reads /etc/ipcbus.toml: /etc for the /usr prefix (the .deb),
+# PREFIX/etc otherwise (relative, so that `cmake --install --prefix` is honoured).
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(IPCBUS_ETC_DIR /etc)
+else()
+  set(IPCBUS_ETC_DIR ${CMAKE_INSTALL_SYSCONFDIR})
+endif()
+install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${IPCBUS_ETC_DIR})
 install(FILES ${PROJECT_SOURCE_DIR}/etc/ipcbus.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/ipcbus)
 # systemd looks for units in lib/systemd/system, not in the multiarch libdir.
 install(FILES ${PROJECT_SOURCE_DIR}/agent/ipcbus-agent.service DESTINATION lib/systemd/system)
