@@ -1160,8 +1160,9 @@ bool write_plots(const json& r, const std::string& dir, std::string* why) {
      << "set grid\nset key outside right top\nset logscale y\n"
      << "set format y '%.0s%c'\n";  // 100k, 1M: SI prefixes
   const std::string payload_tics =
-      "set xtics ('64 B' 64, '1 KiB' 1024, '16 KiB' 16384, '256 KiB' 262144, '1 MiB' 1048576)\n";
-  const std::string count_tics = "set xtics (1, 2, 4, 8, 16)\n";
+      "set xtics ('64 B' 64, '1 KiB' 1024, '16 KiB' 16384, '256 KiB' 262144, '1 MiB' 1048576)\n"
+      "set xrange [48:1400000]\n";
+  const std::string count_tics = "set xtics (1, 2, 4, 8, 16)\nset xrange [0.8:11]\n";
   const std::vector<double> payloads = payloads_of(r, "latency");
 
   // Latency by payload, per transport, p50 solid and p99 dashed.
