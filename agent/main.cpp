@@ -12,17 +12,17 @@
 // TODO: reclaim what crashed processes held and prune the trie after them;
 // the crash cleanup issue builds that on this loop.
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <map>
 #include <thread>
 
@@ -35,8 +35,12 @@ std::atomic<int> g_signal{0};
 std::atomic<bool> g_reload{false};
 
 // relaxed, both: flags polled by the main loop of this thread.
-void on_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
-void on_hup(int /*sig*/) { g_reload.store(true, std::memory_order_relaxed); }
+void on_signal(int sig) {
+  g_signal.store(sig, std::memory_order_relaxed);
+}
+void on_hup(int /*sig*/) {
+  g_reload.store(true, std::memory_order_relaxed);
+}
 
 // Send one sd_notify message ("READY=1", ...) if systemd asked for them.
 void notify_systemd(const std::string& message) {
@@ -55,8 +59,7 @@ void notify_systemd(const std::string& message) {
   if (addr.sun_path[0] == '@') {
     addr.sun_path[0] = '\0';  // abstract socket namespace
   }
-  const socklen_t len =
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(path));
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(path));
   (void)sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
                reinterpret_cast<const sockaddr*>(&addr), len);
   close(fd);
@@ -78,8 +81,8 @@ void report_config(spdlog::logger& log, const ipcbus::Bus& bus) {
   log.info(
       "config bus={} layout={} bytes={} pools={} listeners={} ring={} trie_nodes={} "
       "subscriptions={} max_topic={} processes={}",
-      info.name, info.layout_version, info.segment_bytes, pools, c.max_listeners,
-      c.ring_capacity, c.trie_nodes, c.subscriptions, c.max_topic_bytes, c.max_processes);
+      info.name, info.layout_version, info.segment_bytes, pools, c.max_listeners, c.ring_capacity,
+      c.trie_nodes, c.subscriptions, c.max_topic_bytes, c.max_processes);
 }
 
 // Log the difference between the process table now and what we saw last.

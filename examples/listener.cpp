@@ -1,8 +1,7 @@
 // example_listener BUS COUNT: receive COUNT events matching sensors/+/temp.
-#include <ipcbus/bus.hpp>
-
 #include <chrono>
 #include <cstdio>
+#include <ipcbus/bus.hpp>
 #include <string>
 
 int main(int argc, char** argv) {

@@ -1,7 +1,6 @@
 // example_publisher BUS COUNT: publish COUNT readings on sensors/<room>/temp.
-#include <ipcbus/bus.hpp>
-
 #include <cstdio>
+#include <ipcbus/bus.hpp>
 #include <string>
 
 int main(int argc, char** argv) {

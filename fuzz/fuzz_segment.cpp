@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "ipcbus/config.hpp"
 #include "core.hpp"
+#include "ipcbus/config.hpp"
 #include "layout.hpp"
 #include "segment.hpp"
 

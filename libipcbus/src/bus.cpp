@@ -4,9 +4,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -187,8 +187,7 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
     while (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree)) {
       const std::uint32_t g = generation_of(w) + 1;
       const std::uint64_t want =
-          make_state_word(g, static_cast<std::uint64_t>(ListenerState::kActive)) |
-          (w & kPinMask);
+          make_state_word(g, static_cast<std::uint64_t>(ListenerState::kActive)) | (w & kPinMask);
       // acq_rel: acquire as above; release orders the claim before the
       // option writes below (publishers only reach them through a route,
       // which the trie version publishes later).
@@ -228,8 +227,8 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
           table[process_index_].listeners.fetch_add(1, std::memory_order_relaxed);
         }
         *gen = g;
-        log().debug("listener claimed bus={} slot={} gen={} capacity={} overflow={}", name_, i,
-                    g, cap, overflow_name(o.overflow));
+        log().debug("listener claimed bus={} slot={} gen={} capacity={} overflow={}", name_, i, g,
+                    cap, overflow_name(o.overflow));
         return i;
       }
     }
@@ -250,7 +249,8 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation) {
     if (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kClosed)) {
       break;
     }
-    const std::uint64_t want = (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kClosed);
+    const std::uint64_t want =
+        (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kClosed);
     // acq_rel: release makes Closed visible to publishers that pin next;
     // acquire orders our drain below after their unpin.
     if (s.state.compare_exchange_weak(w, want, std::memory_order_acq_rel,
@@ -306,8 +306,8 @@ Result<Bus> Bus::open(const OpenOptions& options) {
   auto mapped = detail::map_bus(name, options);
   if (!mapped) {
     // A missing bus is an answer, not a failure, for callers asking create=false.
-    const auto level = mapped.error().code == Errc::kNotFound ? spdlog::level::debug
-                                                              : spdlog::level::err;
+    const auto level =
+        mapped.error().code == Errc::kNotFound ? spdlog::level::debug : spdlog::level::err;
     detail::log().log(level, "attach failed bus={} reason={}", name, mapped.error().message);
     return mapped.error();
   }
@@ -345,11 +345,15 @@ Result<void> Bus::destroy(const std::string& name) {
   return {};
 }
 
-const std::string& Bus::name() const { return core_->name(); }
+const std::string& Bus::name() const {
+  return core_->name();
+}
 void Bus::record_error(std::string_view kind, std::string_view message) {
   core_->record_error(kind, message);
 }
-const Config& Bus::config() const { return core_->config(); }
+const Config& Bus::config() const {
+  return core_->config();
+}
 
 Result<Listener> Bus::listen(const ListenerOptions& options) {
   std::uint32_t gen = 0;
@@ -394,8 +398,8 @@ BusInfo Bus::inspect() const {
     l.fill.used = core_->ring_used(i);
     l.fill.capacity = s.capacity.load(std::memory_order_relaxed);
     l.fill.allocated = s.allocated;
-    l.fill.behind = std::uint64_t{l.fill.used} * 100 >=
-                    std::uint64_t{l.fill.capacity} * s.high_water_percent;
+    l.fill.behind =
+        std::uint64_t{l.fill.used} * 100 >= std::uint64_t{l.fill.capacity} * s.high_water_percent;
     l.counters.received = s.received.load(std::memory_order_relaxed);
     l.counters.delivered = s.tail.load(std::memory_order_relaxed) - s.tail_base;
     l.counters.dropped_newest = s.dropped_newest.load(std::memory_order_relaxed);
@@ -449,9 +453,8 @@ BusInfo Bus::inspect() const {
   }
   // relaxed: a counter.
   info.errors_dropped = h.errlog_dropped.load(std::memory_order_relaxed);
-  std::sort(info.errors.begin(), info.errors.end(), [](const auto& a, const auto& b) {
-    return a.first_realtime_ns < b.first_realtime_ns;
-  });
+  std::sort(info.errors.begin(), info.errors.end(),
+            [](const auto& a, const auto& b) { return a.first_realtime_ns < b.first_realtime_ns; });
   return info;
 }
 

@@ -1,10 +1,11 @@
 // config_file.cpp: TOML configuration (toml++, Debian's libtomlplusplus-dev).
 #include "ipcbus/config_file.hpp"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace ipcbus {
 
@@ -45,17 +46,17 @@ Result<void> read_u32(std::string_view source, const toml::table& table, std::st
 }
 
 Result<void> read_bus(std::string_view source, const toml::table& t, Config* c) {
-  if (auto ok = only_keys(source, t, "bus",
-                          {"max_listeners", "ring_capacity", "trie_nodes", "subscriptions",
-                           "max_topic_bytes", "max_level_bytes", "max_processes", "max_publishers",
-                           "mode", "group",
-                           "pools"});
+  if (auto ok = only_keys(
+          source, t, "bus",
+          {"max_listeners", "ring_capacity", "trie_nodes", "subscriptions", "max_topic_bytes",
+           "max_level_bytes", "max_processes", "max_publishers", "mode", "group", "pools"});
       !ok) {
     return ok;
   }
   for (auto [key, field] :
-       {std::pair{"max_listeners", &c->max_listeners}, std::pair{"ring_capacity", &c->ring_capacity},
-        std::pair{"trie_nodes", &c->trie_nodes}, std::pair{"subscriptions", &c->subscriptions},
+       {std::pair{"max_listeners", &c->max_listeners},
+        std::pair{"ring_capacity", &c->ring_capacity}, std::pair{"trie_nodes", &c->trie_nodes},
+        std::pair{"subscriptions", &c->subscriptions},
         std::pair{"max_topic_bytes", &c->max_topic_bytes},
         std::pair{"max_level_bytes", &c->max_level_bytes},
         std::pair{"max_processes", &c->max_processes},
@@ -121,7 +122,7 @@ Result<void> read_agent(std::string_view source, const toml::table& t, AgentSett
     return ok;
   }
   if (const toml::node* level = t.get("log_level")) {
-    static const std::set<std::string_view> kLevels = {"trace", "debug", "info", "warn",
+    static const std::set<std::string_view> kLevels = {"trace", "debug",    "info", "warn",
                                                        "error", "critical", "off"};
     const auto s = level->value<std::string>();
     if (!level->is_string() || kLevels.count(*s) == 0) {

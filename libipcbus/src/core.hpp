@@ -34,7 +34,9 @@ inline std::uint64_t monotonic_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-inline void cpu_relax() { __builtin_ia32_pause(); }
+inline void cpu_relax() {
+  __builtin_ia32_pause();
+}
 
 // Shared (not private) futex operations: the word lives in the segment and
 // the waiter and waker are different processes.
@@ -42,8 +44,7 @@ inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                        std::uint64_t timeout_ns) {
   timespec ts{static_cast<time_t>(timeout_ns / 1000000000ULL),
               static_cast<long>(timeout_ns % 1000000000ULL)};
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr,
-          0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 inline void futex_wake(std::atomic<std::uint32_t>* word, int count) {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr,
@@ -222,10 +223,9 @@ class BusCore {
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
           // SYNC(ring-free): release pairs with the acquire in try_push().
-          e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated))
-                      << 32 |
-                      kNone,
-                  std::memory_order_release);
+          e.store(
+              static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 | kNone,
+              std::memory_order_release);
           return static_cast<std::uint32_t>(w);
         }
       } else if (diff < 0) {
@@ -277,16 +277,15 @@ class BusCore {
   }
 
   // --- trie (trie.cpp), control path under the trie mutex -------------------
-  Result<void> subscribe(std::uint32_t listener, std::uint32_t generation,
-                         std::string_view filter);
+  Result<void> subscribe(std::uint32_t listener, std::uint32_t generation, std::string_view filter);
   Result<void> unsubscribe(std::uint32_t listener, std::string_view filter);
   void unsubscribe_all(std::uint32_t listener);
   // The filters listener i holds, rebuilt from the trie.
   std::vector<std::string> filters_of(std::uint32_t listener);
 
   TrieNode& node(std::uint32_t i) const {
-    return *reinterpret_cast<TrieNode*>(nodes_ + static_cast<std::uint64_t>(i) *
-                                                     header_->node_stride);
+    return *reinterpret_cast<TrieNode*>(nodes_ +
+                                        static_cast<std::uint64_t>(i) * header_->node_stride);
   }
   const char* node_label(std::uint32_t i) const {
     return nodes_ + static_cast<std::uint64_t>(i) * header_->node_stride + sizeof(TrieNode);

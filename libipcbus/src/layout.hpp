@@ -63,8 +63,12 @@ inline constexpr std::uint64_t kPinOne = 0x4;
 inline constexpr std::uint64_t kPinMask = 0xFFFFFFFCULL;
 inline constexpr int kGenShift = 32;
 
-inline constexpr std::uint64_t state_bits(std::uint64_t w) { return w & kStateMask; }
-inline constexpr std::uint64_t pins_of(std::uint64_t w) { return (w & kPinMask) >> 2; }
+inline constexpr std::uint64_t state_bits(std::uint64_t w) {
+  return w & kStateMask;
+}
+inline constexpr std::uint64_t pins_of(std::uint64_t w) {
+  return (w & kPinMask) >> 2;
+}
 inline constexpr std::uint32_t generation_of(std::uint64_t w) {
   return static_cast<std::uint32_t>(w >> kGenShift);
 }
@@ -118,7 +122,7 @@ struct SegmentHeader {
   std::uint32_t header_bytes;
   std::uint32_t errlog_version;  // kErrorLogVersion
   std::uint32_t errlog_entries;
-  std::uint64_t errlog_off;      // ErrorRecord[errlog_entries]
+  std::uint64_t errlog_off;   // ErrorRecord[errlog_entries]
   std::uint64_t fingerprint;  // sizes of this build's structures, see layout_fingerprint()
   std::uint64_t segment_bytes;
   std::int32_t creator_pid;
@@ -173,7 +177,7 @@ struct SegmentHeader {
 struct alignas(kCacheLine) ProcessEntry {
   std::atomic<std::uint32_t> state;  // 0 free, 1 in use
   std::atomic<std::int32_t> pid;     // CAS from a dead pid hands the entry over
-  std::uint64_t start_time;  // field 22 of /proc/PID/stat: tells a reused pid apart
+  std::uint64_t start_time;          // field 22 of /proc/PID/stat: tells a reused pid apart
   std::uint64_t attach_realtime_ns;
   std::atomic<std::uint32_t> listeners;
 };
@@ -216,10 +220,10 @@ struct alignas(kCacheLine) ListenerSlot {
   std::atomic<std::uint64_t> received;
 
   // Line 4: sleeping and waking.
-  alignas(kCacheLine) std::atomic<std::uint32_t> futex;     // bumped by each wake
-  std::atomic<std::uint32_t> sleeping;                      // 1 while the listener sleeps
-  std::atomic<std::uint32_t> space_futex;                   // bumped when room was made
-  std::atomic<std::uint32_t> space_waiters;                 // publishers asleep on a full ring
+  alignas(kCacheLine) std::atomic<std::uint32_t> futex;  // bumped by each wake
+  std::atomic<std::uint32_t> sleeping;                   // 1 while the listener sleeps
+  std::atomic<std::uint32_t> space_futex;                // bumped when room was made
+  std::atomic<std::uint32_t> space_waiters;              // publishers asleep on a full ring
 
   // Line 5: rare-path counters, written by publishers.
   alignas(kCacheLine) std::atomic<std::uint64_t> dropped_newest;
@@ -244,8 +248,13 @@ struct alignas(kCacheLine) ListenerSlot {
 using RingEntry = std::atomic<std::uint64_t>;
 
 // A trie node; node_stride bytes, the label follows the struct.
-enum NodeKind : std::uint32_t { kNodeFree = 0, kNodeRoot = 1, kNodeLiteral = 2, kNodePlus = 3,
-                                kNodeHash = 4 };
+enum NodeKind : std::uint32_t {
+  kNodeFree = 0,
+  kNodeRoot = 1,
+  kNodeLiteral = 2,
+  kNodePlus = 3,
+  kNodeHash = 4
+};
 struct TrieNode {
   std::atomic<std::uint32_t> kind;
   std::atomic<std::uint32_t> parent;
@@ -280,9 +289,9 @@ struct alignas(kCacheLine) ChunkHeader {
   std::atomic<std::uint32_t> refcount;   // ring entries + samples + the publisher while it fans out
   std::atomic<std::uint32_t> next_free;  // free-list link, meaningful only while free
   std::uint32_t pool_class;
-  std::uint32_t self_ref;                // this chunk's reference
-  std::int32_t owner_pid;                // who holds it unpublished (loan), 0 once published
-  std::uint32_t capacity;                // payload bytes this chunk can hold
+  std::uint32_t self_ref;  // this chunk's reference
+  std::int32_t owner_pid;  // who holds it unpublished (loan), 0 once published
+  std::uint32_t capacity;  // payload bytes this chunk can hold
   std::uint32_t payload_len;
   std::uint32_t topic_len;
   std::uint64_t sequence;
@@ -296,11 +305,10 @@ static_assert(sizeof(ChunkHeader) == kCacheLine, "a chunk header fills one cache
 // same layout version but other sizes is refused.
 constexpr std::uint64_t layout_fingerprint() {
   std::uint64_t h = 1469598103934665603ULL;
-  const std::uint64_t parts[] = {sizeof(SegmentHeader), sizeof(ProcessEntry),
-                                 sizeof(ListenerSlot),  sizeof(TrieNode),
-                                 sizeof(PublisherSlot), sizeof(ErrorRecord),
-                                 sizeof(SubRecord),     sizeof(ChunkHeader),
-                                 sizeof(pthread_mutex_t), kLayoutVersion};
+  const std::uint64_t parts[] = {
+      sizeof(SegmentHeader),   sizeof(ProcessEntry), sizeof(ListenerSlot), sizeof(TrieNode),
+      sizeof(PublisherSlot),   sizeof(ErrorRecord),  sizeof(SubRecord),    sizeof(ChunkHeader),
+      sizeof(pthread_mutex_t), kLayoutVersion};
   for (std::uint64_t p : parts) {
     h = (h ^ p) * 1099511628211ULL;
   }

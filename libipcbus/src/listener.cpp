@@ -10,7 +10,9 @@ namespace {
 inline constexpr std::uint64_t kHybridSpinNs = 20000;  // spin this long before sleeping
 inline constexpr std::uint64_t kForeverNs = 3600ULL * 1000000000ULL;
 
-constexpr std::uint64_t state_value(ListenerState s) { return static_cast<std::uint64_t>(s); }
+constexpr std::uint64_t state_value(ListenerState s) {
+  return static_cast<std::uint64_t>(s);
+}
 }  // namespace
 
 Listener::Listener(std::shared_ptr<detail::BusCore> core, std::uint32_t index,
@@ -58,7 +60,9 @@ Listener& Listener::operator=(Listener&& other) noexcept {
   return *this;
 }
 
-Listener::~Listener() { close(); }
+Listener::~Listener() {
+  close();
+}
 
 Result<void> Listener::subscribe(std::string_view filter) {
   if (!core_ || state_ == ListenerState::kClosed) {
@@ -225,8 +229,8 @@ bool transition(detail::ListenerSlot& s, std::uint32_t gen, ListenerState from, 
 Result<void> Listener::pause() {
   if (!core_ || !transition(core_->slot(index_), generation_, ListenerState::kActive,
                             ListenerState::kPaused)) {
-    return Error{Errc::kInvalidArgument, std::string("cannot pause a listener that is ") +
-                                             listener_state_name(state_)};
+    return Error{Errc::kInvalidArgument,
+                 std::string("cannot pause a listener that is ") + listener_state_name(state_)};
   }
   state_ = ListenerState::kPaused;
   return {};
@@ -235,8 +239,8 @@ Result<void> Listener::pause() {
 Result<void> Listener::resume() {
   if (!core_ || !transition(core_->slot(index_), generation_, ListenerState::kPaused,
                             ListenerState::kActive)) {
-    return Error{Errc::kInvalidArgument, std::string("cannot resume a listener that is ") +
-                                             listener_state_name(state_)};
+    return Error{Errc::kInvalidArgument,
+                 std::string("cannot resume a listener that is ") + listener_state_name(state_)};
   }
   state_ = ListenerState::kActive;
   return {};
@@ -257,7 +261,9 @@ void Listener::set_latency_histogram(bool on) {
   histogram_ = on;
 }
 
-ListenerState Listener::state() const { return state_; }
+ListenerState Listener::state() const {
+  return state_;
+}
 
 Fill Listener::fill() const {
   Fill f;
@@ -311,15 +317,23 @@ Sample::~Sample() {
     core_->release_chunk(chunk_);
   }
 }
-std::string_view Sample::topic() const { return {core_->chunk_topic(chunk_), chunk_->topic_len}; }
+std::string_view Sample::topic() const {
+  return {core_->chunk_topic(chunk_), chunk_->topic_len};
+}
 std::span<const std::byte> Sample::payload() const {
   return {core_->chunk_payload(chunk_), chunk_->payload_len};
 }
 std::string_view Sample::payload_text() const {
   return {reinterpret_cast<const char*>(core_->chunk_payload(chunk_)), chunk_->payload_len};
 }
-std::uint64_t Sample::sequence() const { return chunk_->sequence; }
-std::uint64_t Sample::timestamp_ns() const { return chunk_->timestamp_ns; }
-std::uint32_t Sample::publisher_id() const { return chunk_->publisher_id; }
+std::uint64_t Sample::sequence() const {
+  return chunk_->sequence;
+}
+std::uint64_t Sample::timestamp_ns() const {
+  return chunk_->timestamp_ns;
+}
+std::uint32_t Sample::publisher_id() const {
+  return chunk_->publisher_id;
+}
 
 }  // namespace ipcbus

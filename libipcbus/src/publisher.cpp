@@ -399,8 +399,12 @@ bool Publisher::behind(std::string_view topic) {
   return false;
 }
 
-std::uint32_t Publisher::id() const { return core_->id_; }
-std::uint64_t Publisher::route_cache_misses() const { return core_->misses_; }
+std::uint32_t Publisher::id() const {
+  return core_->id_;
+}
+std::uint64_t Publisher::route_cache_misses() const {
+  return core_->misses_;
+}
 
 // --- Loan ---------------------------------------------------------------------
 
@@ -423,8 +427,12 @@ Loan::~Loan() {
     core_->return_chunk(chunk_);
   }
 }
-std::span<std::byte> Loan::data() { return {core_->chunk_payload(chunk_), chunk_->payload_len}; }
-std::size_t Loan::size() const { return chunk_ == nullptr ? 0 : chunk_->payload_len; }
+std::span<std::byte> Loan::data() {
+  return {core_->chunk_payload(chunk_), chunk_->payload_len};
+}
+std::size_t Loan::size() const {
+  return chunk_ == nullptr ? 0 : chunk_->payload_len;
+}
 void Loan::shrink(std::size_t size) {
   if (chunk_ != nullptr && size < chunk_->payload_len) {
     chunk_->payload_len = static_cast<std::uint32_t>(size);

@@ -2,10 +2,10 @@
 // checks every other process makes before it follows anything inside it.
 #include "segment.hpp"
 
-#include <spdlog/spdlog.h>
-#include <grp.h>
-#include <sys/mman.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,10 +27,16 @@ namespace ipcbus {
 
 namespace {
 
-bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+bool is_pow2(std::uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
-Error invalid(std::string message) { return Error{Errc::kInvalidArgument, std::move(message)}; }
+Error invalid(std::string message) {
+  return Error{Errc::kInvalidArgument, std::move(message)};
+}
 
 }  // namespace
 
@@ -100,7 +106,9 @@ std::string resolve_bus_name(const std::string& name) {
   return kDefaultBusName;
 }
 
-std::uint32_t layout_version() { return detail::kLayoutVersion; }
+std::uint32_t layout_version() {
+  return detail::kLayoutVersion;
+}
 
 namespace detail {
 
@@ -116,8 +124,7 @@ Layout compute_layout(const Config& c) {
   l.listener_off = off;
   off += std::uint64_t{c.max_listeners} * sizeof(ListenerSlot);
   l.ring_off = off;
-  off += align_up(std::uint64_t{c.max_listeners} * c.ring_capacity * sizeof(RingEntry),
-                  kCacheLine);
+  off += align_up(std::uint64_t{c.max_listeners} * c.ring_capacity * sizeof(RingEntry), kCacheLine);
   l.node_stride = static_cast<std::uint32_t>(align_up(sizeof(TrieNode) + c.max_level_bytes, 8));
   l.node_off = off;
   off += align_up(std::uint64_t{c.trie_nodes} * l.node_stride, kCacheLine);
@@ -145,7 +152,9 @@ Layout compute_layout(const Config& c) {
   return l;
 }
 
-std::uint64_t segment_size(const Config& config) { return compute_layout(config).total; }
+std::uint64_t segment_size(const Config& config) {
+  return compute_layout(config).total;
+}
 
 Config config_of(const SegmentHeader& h) {
   Config c;
@@ -296,8 +305,8 @@ Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes)
   // acquire: SYNC(ready), see init_segment().
   const std::uint64_t magic = h.magic.load(std::memory_order_acquire);
   if (magic != kMagic) {
-    return Error{Errc::kForeignSegment, "segment is not an ipcbus segment (magic " +
-                                            std::to_string(magic) + ")"};
+    return Error{Errc::kForeignSegment,
+                 "segment is not an ipcbus segment (magic " + std::to_string(magic) + ")"};
   }
   if (h.layout_version != kLayoutVersion) {
     return Error{Errc::kLayoutMismatch,
@@ -312,8 +321,8 @@ Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes)
                      " (another build of the same version)"};
   }
   if (h.pool_count == 0 || h.pool_count > kMaxPoolClasses) {
-    return Error{Errc::kForeignSegment, "segment header is corrupt: pool count " +
-                                            std::to_string(h.pool_count)};
+    return Error{Errc::kForeignSegment,
+                 "segment header is corrupt: pool count " + std::to_string(h.pool_count)};
   }
   const Config c = config_of(h);
   if (auto ok = c.validate(); !ok) {
@@ -452,9 +461,8 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
       const std::string why = g == nullptr ? "no such group" : std::strerror(errno);
       bip::shared_memory_object::remove(shm.c_str());
-      return Error{Errc::kPermissionDenied,
-                   "cannot give bus segment /dev/shm/" + shm + " to group '" + config.group +
-                       "': " + why};
+      return Error{Errc::kPermissionDenied, "cannot give bus segment /dev/shm/" + shm +
+                                                " to group '" + config.group + "': " + why};
     }
     // fchown may clear set-id bits only; the mode stays as created.
   }
@@ -462,8 +470,8 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     holder->shm.truncate(static_cast<bip::offset_t>(bytes));
     // Reserve every page now: on a full /dev/shm a later first touch would
     // raise SIGBUS in some process instead of an error here.
-    const int rc = posix_fallocate(holder->shm.get_mapping_handle().handle, 0,
-                                   static_cast<off_t>(bytes));
+    const int rc =
+        posix_fallocate(holder->shm.get_mapping_handle().handle, 0, static_cast<off_t>(bytes));
     if (rc != 0) {
       bip::shared_memory_object::remove(shm.c_str());
       return Error{rc == ENOSPC ? Errc::kNoSpace : Errc::kSystem,
@@ -490,16 +498,15 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
 // refused, when the log's format (which outlives layout versions) is ours.
 void note_refusal(Holder& holder, const SegmentHeader& h, std::uint64_t size,
                   const std::string& why) {
-  const std::uint64_t end =
-      h.errlog_off + std::uint64_t{h.errlog_entries} * sizeof(ErrorRecord);
-  if (h.errlog_version != kErrorLogVersion || h.errlog_entries == 0 ||
-      h.errlog_entries > 4096 || h.errlog_off < 32 || end > size) {
+  const std::uint64_t end = h.errlog_off + std::uint64_t{h.errlog_entries} * sizeof(ErrorRecord);
+  if (h.errlog_version != kErrorLogVersion || h.errlog_entries == 0 || h.errlog_entries > 4096 ||
+      h.errlog_off < 32 || end > size) {
     return;
   }
   try {
     bip::mapped_region region(holder.shm, bip::read_write, 0, end);
-    auto* log = reinterpret_cast<ErrorRecord*>(static_cast<char*>(region.get_address()) +
-                                               h.errlog_off);
+    auto* log =
+        reinterpret_cast<ErrorRecord*>(static_cast<char*>(region.get_address()) + h.errlog_off);
     record_error_at(log, h.errlog_entries, "attach-refused",
                     "pid " + std::to_string(getpid()) + ": " + why, nullptr);
   } catch (const bip::interprocess_exception&) {
@@ -556,9 +563,10 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Error{Errc::kSegmentNotReady,
-                   "bus segment /dev/shm/" + shm + " exists but its creator did not finish "
-                   "initialising it within " + std::to_string(ready_timeout.count()) + " ms"};
+      return Error{Errc::kSegmentNotReady, "bus segment /dev/shm/" + shm +
+                                               " exists but its creator did not finish "
+                                               "initialising it within " +
+                                               std::to_string(ready_timeout.count()) + " ms"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

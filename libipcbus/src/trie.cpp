@@ -93,8 +93,7 @@ class TrieWriter {
     TrieNode& t = core_.node(n);
     // relaxed, here and in every trie write below: the seqlock (begin() and
     // the release store in the destructor) orders them for readers.
-    h_.node_free_head.store(t.next_free.load(std::memory_order_relaxed),
-                            std::memory_order_relaxed);
+    h_.node_free_head.store(t.next_free.load(std::memory_order_relaxed), std::memory_order_relaxed);
     h_.nodes_used.fetch_add(1, std::memory_order_relaxed);
     return n;
   }
@@ -102,8 +101,7 @@ class TrieWriter {
     TrieNode& t = core_.node(n);
     t.kind.store(kNodeFree, std::memory_order_relaxed);
     t.parent.store(kNone, std::memory_order_relaxed);
-    t.next_free.store(h_.node_free_head.load(std::memory_order_relaxed),
-                      std::memory_order_relaxed);
+    t.next_free.store(h_.node_free_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     h_.node_free_head.store(n, std::memory_order_relaxed);
     h_.nodes_used.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -118,8 +116,7 @@ class TrieWriter {
     SubRecord& r = core_.sub(s);
     r.node.store(kNone, std::memory_order_relaxed);
     r.listener.store(kNone, std::memory_order_relaxed);
-    r.next_free.store(h_.sub_free_head.load(std::memory_order_relaxed),
-                      std::memory_order_relaxed);
+    r.next_free.store(h_.sub_free_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     h_.sub_free_head.store(s, std::memory_order_relaxed);
     h_.subs_used.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -384,8 +381,7 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
   r.next_in_node.store(node(n).subs_head.load(std::memory_order_relaxed),
                        std::memory_order_relaxed);
   node(n).subs_head.store(s, std::memory_order_relaxed);
-  r.next_in_listener.store(ls.subs_head.load(std::memory_order_relaxed),
-                           std::memory_order_relaxed);
+  r.next_in_listener.store(ls.subs_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
   ls.subs_head.store(s, std::memory_order_relaxed);
   ls.filter_count.fetch_add(1, std::memory_order_relaxed);
   for (std::uint32_t m = n; m != kNone; m = node(m).parent.load(std::memory_order_relaxed)) {
@@ -446,8 +442,8 @@ std::vector<std::string> BusCore::filters_of(std::uint32_t listener) {
     for (std::uint32_t depth = 0; n != 0 && n < header_->trie_nodes && depth <= header_->trie_nodes;
          ++depth) {
       const TrieNode& t = node(n);
-      const std::uint32_t len = std::min(t.label_len.load(std::memory_order_relaxed),
-                                         header_->max_level_bytes);
+      const std::uint32_t len =
+          std::min(t.label_len.load(std::memory_order_relaxed), header_->max_level_bytes);
       parts.emplace_back(node_label(n), len);
       n = t.parent.load(std::memory_order_relaxed);
     }
@@ -541,9 +537,8 @@ std::uint32_t Matcher::match(std::string_view topic, RouteTarget* out, std::uint
   std::size_t start = 0;
   for (;;) {
     const std::size_t slash = topic.find('/', start);
-    const std::string_view l =
-        topic.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                            : slash - start);
+    const std::string_view l = topic.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     levels_[nlevels] = l;
     hashes_[nlevels] = fnv1a(l);
     ++nlevels;

@@ -94,8 +94,8 @@ class CliOps : public MultiProc {
   // short ring, two small pools) so that parallel runs spare /dev/shm.
   // Returns whether it did, reporting why not.
   bool create_small_bus() {
-    const CliRun r = run_cli({"create", "--bus", bus_, "--ring-capacity", "64", "--pool", "256:64",
-                              "--pool", "4096:8"});
+    const CliRun r = run_cli(
+        {"create", "--bus", bus_, "--ring-capacity", "64", "--pool", "256:64", "--pool", "4096:8"});
     EXPECT_TRUE(ended_ok(r.exit)) << r.what();
     return ended_ok(r.exit);
   }
@@ -138,14 +138,14 @@ class CliOps : public MultiProc {
     Bus* bus = observer();
     EXPECT_NE(bus, nullptr) << "sub never created bus " << bus_;
     const bool ready = bus != nullptr && poll_until([&] {
-      for (const ListenerInfo& l : bus->inspect().listeners) {
-        if (l.owner_pid == pid &&
-            std::find(l.filters.begin(), l.filters.end(), filter) != l.filters.end()) {
-          return true;
-        }
-      }
-      return !still_running(pid);
-    });
+                         for (const ListenerInfo& l : bus->inspect().listeners) {
+                           if (l.owner_pid == pid && std::find(l.filters.begin(), l.filters.end(),
+                                                               filter) != l.filters.end()) {
+                             return true;
+                           }
+                         }
+                         return !still_running(pid);
+                       });
     EXPECT_TRUE(ready && still_running(pid))
         << "sub " << filter << " not listening; " << describe("its stderr", o.stderr_path);
     return pid;
@@ -224,9 +224,8 @@ TEST_F(CliOps, StatCsvHasAHeaderAndRows) {
   const std::vector<std::string> lines = lines_of(r.out);
   ASSERT_GE(lines.size(), 2U) << r.out;
   EXPECT_EQ(lines[0], "record,id,key,value");
-  const auto listener_rows = std::count_if(lines.begin() + 1, lines.end(), [](const auto& l) {
-    return l.rfind("listener,", 0) == 0;
-  });
+  const auto listener_rows = std::count_if(
+      lines.begin() + 1, lines.end(), [](const auto& l) { return l.rfind("listener,", 0) == 0; });
   EXPECT_GT(listener_rows, 0) << r.out;
 }
 

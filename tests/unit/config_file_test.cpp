@@ -2,6 +2,8 @@
 // etc/ipcbus.toml says exactly what the embedded defaults say, each key
 // overrides its default, and every bad file is refused with a message that
 // names the key and where it is.
+#include "ipcbus/config_file.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <string>
 
 #include "ipcbus/config.hpp"
-#include "ipcbus/config_file.hpp"
 
 namespace ipcbus {
 namespace {
@@ -102,8 +103,7 @@ TEST(ConfigFile, PoolsArrayReplacesEveryDefaultClass) {
 }
 
 TEST(ConfigFile, PoolsInlineArrayOfTablesIsAccepted) {
-  const ConfigFile parsed =
-      parse_ok("[bus]\npools = [{ payload_bytes = 512, count = 64 }]\n");
+  const ConfigFile parsed = parse_ok("[bus]\npools = [{ payload_bytes = 512, count = 64 }]\n");
 
   ASSERT_EQ(parsed.bus.pools.size(), 1U);
   EXPECT_EQ(parsed.bus.pools[0].payload_bytes, 512U);

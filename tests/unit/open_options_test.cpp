@@ -86,9 +86,8 @@ std::optional<std::pair<std::string, gid_t>> usable_group() {
     candidates = groups;
   }
   candidates.push_back(own);  // the fallback, tried last
-  auto other = std::find_if(candidates.begin(), candidates.end(), [own](gid_t g) {
-    return g != own && getgrgid(g) != nullptr;
-  });
+  auto other = std::find_if(candidates.begin(), candidates.end(),
+                            [own](gid_t g) { return g != own && getgrgid(g) != nullptr; });
   const gid_t chosen = other != candidates.end() ? *other : own;
   const group* g = getgrgid(chosen);
   if (g == nullptr) {
@@ -181,9 +180,9 @@ TEST(OpenOptions, ObserveOnlyOpensWhenTheProcessTableIsFull) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::kProcessTableFull) << refused.error().message;
   const BusInfo info = t.bus().inspect();
-  EXPECT_TRUE(std::any_of(info.errors.begin(), info.errors.end(),
-                          [](const ErrorLogEntry& e) { return e.kind == "attach-refused"; }))
-      << "no attach-refused entry in the error log";
+  EXPECT_TRUE(std::any_of(info.errors.begin(), info.errors.end(), [](const ErrorLogEntry& e) {
+    return e.kind == "attach-refused";
+  })) << "no attach-refused entry in the error log";
   ASSERT_TRUE(observer) << observer.error().message;
   EXPECT_EQ(observer.value().inspect().processes.size(), 1U);
 }
@@ -230,8 +229,7 @@ TEST(OpenOptions, UnknownGroupIsPermissionDeniedNamingItAndLeavesNoSegment) {
 
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Errc::kPermissionDenied) << opened.error().message;
-  EXPECT_NE(opened.error().message.find(group_name), std::string::npos)
-      << opened.error().message;
+  EXPECT_NE(opened.error().message.find(group_name), std::string::npos) << opened.error().message;
   EXPECT_FALSE(segment_exists(bus.name));
 }
 

@@ -120,8 +120,8 @@ int run_create(const CreateOptions& o) {
   if (!made) {
     const Error& e = made.error();
     if (e.code == Errc::kAlreadyExists) {
-      throw CliError(kExitRuntime, "bus '" + options.name +
-                                       "' already exists; 'ipcbus destroy' removes it");
+      throw CliError(kExitRuntime,
+                     "bus '" + options.name + "' already exists; 'ipcbus destroy' removes it");
     }
     throw CliError(
         e.code == Errc::kInvalidArgument ? kExitUsage : kExitRuntime,

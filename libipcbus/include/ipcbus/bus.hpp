@@ -54,7 +54,7 @@ enum class WaitStrategy : std::uint8_t {
 // The state of a listener slot, as held in its state word.
 enum class ListenerState : std::uint8_t { kFree = 0, kActive = 1, kPaused = 2, kClosed = 3 };
 
-const char* overflow_name(Overflow o);          // "block", "drop-newest", "drop-oldest"
+const char* overflow_name(Overflow o);           // "block", "drop-newest", "drop-oldest"
 const char* wait_strategy_name(WaitStrategy w);  // "spin", "hybrid", "sleep"
 const char* listener_state_name(ListenerState s);
 std::optional<Overflow> parse_overflow(std::string_view text);
@@ -88,15 +88,15 @@ struct ListenerOptions {
 // Per-listener counters, read without stopping anyone (each field is exact,
 // the set is not a snapshot of one instant).
 struct ListenerCounters {
-  std::uint64_t received = 0;         // events taken out of the ring by the listener
-  std::uint64_t delivered = 0;        // events put into the ring by publishers
-  std::uint64_t dropped_newest = 0;   // not delivered: ring full, policy drop-newest
-  std::uint64_t dropped_oldest = 0;   // discarded from the ring: policy drop-oldest
-  std::uint64_t block_timeouts = 0;   // not delivered: ring full past a publisher's timeout
+  std::uint64_t received = 0;        // events taken out of the ring by the listener
+  std::uint64_t delivered = 0;       // events put into the ring by publishers
+  std::uint64_t dropped_newest = 0;  // not delivered: ring full, policy drop-newest
+  std::uint64_t dropped_oldest = 0;  // discarded from the ring: policy drop-oldest
+  std::uint64_t block_timeouts = 0;  // not delivered: ring full past a publisher's timeout
   // Publishes that found the ring above its high-water mark; counted for
   // adaptive listeners only (others do not pay for the fill-level read).
   std::uint64_t high_water_signals = 0;
-  std::uint64_t wakeups = 0;          // futex wakes publishers made for this listener
+  std::uint64_t wakeups = 0;  // futex wakes publishers made for this listener
 };
 
 // Receive latency (receive time minus publish timestamp) in coarse
@@ -141,10 +141,10 @@ class Sample {
 
   std::string_view topic() const;
   std::span<const std::byte> payload() const;
-  std::string_view payload_text() const;   // the payload bytes as chars
-  std::uint64_t sequence() const;          // per publisher, from 1
-  std::uint64_t timestamp_ns() const;      // CLOCK_MONOTONIC at publish
-  std::uint32_t publisher_id() const;      // unique per publisher on this bus
+  std::string_view payload_text() const;  // the payload bytes as chars
+  std::uint64_t sequence() const;         // per publisher, from 1
+  std::uint64_t timestamp_ns() const;     // CLOCK_MONOTONIC at publish
+  std::uint32_t publisher_id() const;     // unique per publisher on this bus
   explicit operator bool() const { return chunk_ != nullptr; }
 
  private:
@@ -166,7 +166,7 @@ class Loan {
   Loan& operator=(const Loan&) = delete;
   ~Loan();
 
-  std::span<std::byte> data();   // `size` bytes as asked for in loan()
+  std::span<std::byte> data();  // `size` bytes as asked for in loan()
   std::size_t size() const;
   // shrink sets the payload length to `size` bytes, at most the loaned size.
   void shrink(std::size_t size);
@@ -270,7 +270,7 @@ class Listener {
   ListenerState state() const;
   Fill fill() const;
   ListenerCounters counters() const;
-  std::uint32_t index() const { return index_; }        // slot in the listener table
+  std::uint32_t index() const { return index_; }  // slot in the listener table
   std::uint32_t generation() const { return generation_; }
   const std::vector<std::string>& filters() const { return filters_; }
 
@@ -316,13 +316,13 @@ struct ListenerInfo {
 struct PublisherInfo {
   std::uint32_t id = 0;
   std::int32_t pid = 0;
-  std::uint64_t published = 0;   // events accepted (with or without listeners)
-  std::uint64_t bytes = 0;       // payload bytes of those events
+  std::uint64_t published = 0;  // events accepted (with or without listeners)
+  std::uint64_t bytes = 0;      // payload bytes of those events
 };
 // One deduplicated entry of the bus's error log: notable events (refused
 // attaches, reclaims, drops past a threshold) kept in the segment.
 struct ErrorLogEntry {
-  std::string kind;      // a short word: "attach-refused", "drops", "reclaim", ...
+  std::string kind;  // a short word: "attach-refused", "drops", "reclaim", ...
   std::string message;
   std::uint64_t count = 0;
   std::uint64_t first_realtime_ns = 0;
@@ -354,9 +354,9 @@ struct BusInfo {
 
 // How to open a bus.
 struct OpenOptions {
-  std::string name;             // empty: $IPCBUS_BUS, else "default"
-  bool create = true;           // create the bus if it does not exist
-  Config config;                // used only when this call creates the bus
+  std::string name;                               // empty: $IPCBUS_BUS, else "default"
+  bool create = true;                             // create the bus if it does not exist
+  Config config;                                  // used only when this call creates the bus
   std::chrono::milliseconds ready_timeout{2000};  // wait for a creator to finish
   // Open a bus whose segment belongs to another user. Off by default: a bus
   // of another user is refused even when its mode would let us in.

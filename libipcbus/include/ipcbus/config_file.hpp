@@ -16,13 +16,13 @@ namespace ipcbus {
 
 // What ipcbus-agent reads from the [agent] table; re-read on SIGHUP.
 struct AgentSettings {
-  std::string log_level = "info";    // trace, debug, info, warn, error, critical, off
-  std::uint32_t interval_ms = 100;   // between looks at the process table
+  std::string log_level = "info";   // trace, debug, info, warn, error, critical, off
+  std::uint32_t interval_ms = 100;  // between looks at the process table
 };
 
 struct ConfigFile {
-  Config bus;            // the [bus] table, over the embedded defaults
-  AgentSettings agent;   // the [agent] table
+  Config bus;           // the [bus] table, over the embedded defaults
+  AgentSettings agent;  // the [agent] table
 };
 
 // parse_config_text parses TOML text; `source` names it in messages.

@@ -16,25 +16,25 @@ namespace ipcbus {
 // Errc names what went wrong and, by its group, what the caller does next.
 enum class Errc : std::uint8_t {
   // Fix the input, then retry.
-  kInvalidTopic = 1,    // a topic name that breaks the MQTT rules
-  kInvalidFilter,       // a topic filter that breaks the MQTT rules
-  kPayloadTooLarge,     // larger than the largest chunk size class of the bus
-  kInvalidArgument,     // a bad option or configuration value
-  kNotFound,            // no such bus, listener or subscription
-  kAlreadyExists,       // an exclusive create found the bus there already
+  kInvalidTopic = 1,  // a topic name that breaks the MQTT rules
+  kInvalidFilter,     // a topic filter that breaks the MQTT rules
+  kPayloadTooLarge,   // larger than the largest chunk size class of the bus
+  kInvalidArgument,   // a bad option or configuration value
+  kNotFound,          // no such bus, listener or subscription
+  kAlreadyExists,     // an exclusive create found the bus there already
   // Resources of the bus are used up: back off and retry, or size the bus larger.
-  kPoolExhausted,       // no free chunk in the size class
-  kListenerTableFull,   // every listener slot is taken
-  kTrieFull,            // no free trie node or subscription record
-  kProcessTableFull,    // every process entry is taken
-  kNoSpace,             // /dev/shm has no room for a new segment of this size
+  kPoolExhausted,      // no free chunk in the size class
+  kListenerTableFull,  // every listener slot is taken
+  kTrieFull,           // no free trie node or subscription record
+  kProcessTableFull,   // every process entry is taken
+  kNoSpace,            // /dev/shm has no room for a new segment of this size
   // The bus cannot be used as it is: do not retry until the state is fixed.
-  kForeignSegment,      // the segment's magic is not ipcbus's
-  kLayoutMismatch,      // the segment was made by a build with another layout
-  kSegmentNotReady,     // the creator never finished initialising the segment
-  kPermissionDenied,    // the segment belongs to another user or mode forbids it
-  kClosed,              // the listener was closed
-  kSystem,              // a system call failed; the message carries errno's text
+  kForeignSegment,    // the segment's magic is not ipcbus's
+  kLayoutMismatch,    // the segment was made by a build with another layout
+  kSegmentNotReady,   // the creator never finished initialising the segment
+  kPermissionDenied,  // the segment belongs to another user or mode forbids it
+  kClosed,            // the listener was closed
+  kSystem,            // a system call failed; the message carries errno's text
 };
 
 // Error is a code plus a message that says why, for people.
@@ -68,7 +68,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : ok_(false), error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : ok_(false), error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool has_value() const { return ok_; }
   explicit operator bool() const { return ok_; }
