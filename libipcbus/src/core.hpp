@@ -196,6 +196,7 @@ class BusCore {
       } else if (diff < 0) {
         return PushResult::kFull;
       } else {
+        // relaxed: another producer moved on; retry from its position.
         pos = s.tail.load(std::memory_order_relaxed);
       }
     }
@@ -231,6 +232,7 @@ class BusCore {
       } else if (diff < 0) {
         return kNone;
       } else {
+        // relaxed: another consumer moved on; retry from its position.
         pos = s.head.load(std::memory_order_relaxed);
       }
     }

@@ -166,6 +166,7 @@ std::optional<Sample> Listener::receive_for(std::chrono::nanoseconds timeout) {
       return std::nullopt;
     }
     detail::futex_wait(&s.futex, seen, deadline - now);
+    // relaxed: awake again; publishers only use it to decide whether to wake.
     s.sleeping.store(0, std::memory_order_relaxed);
   }
 }

@@ -143,6 +143,7 @@ class PublisherCore {
       return true;
     }
     if (s.adaptive != 0) {
+      // relaxed: capacity only feeds the resizing heuristic.
       high_water(s, s.capacity.load(std::memory_order_relaxed));
     }
     switch (static_cast<Overflow>(s.overflow)) {
