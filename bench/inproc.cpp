@@ -162,11 +162,11 @@ json measure_ring_and_pool(bool quick) {
   }
   std::sort(pushes.begin(), pushes.end());
   std::sort(pops.begin(), pops.end());
-  core.return_chunk(ch);
+  core.release_own(ch);
   const double take_return = median_ns(n, [&](std::uint64_t k) {
     for (std::uint64_t i = 0; i < k; ++i) {
       detail::ChunkHeader* h = core.take_chunk(0);
-      core.return_chunk(h);
+      core.release_own(h);
     }
   });
   // A copy of a 16 KiB payload: what each extra listener would cost a bus

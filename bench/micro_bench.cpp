@@ -41,7 +41,7 @@ void BM_Pool_TakeReturn(benchmark::State& state) {
   for (auto _ : state) {
     ipcbus::detail::ChunkHeader* c = core.take_chunk(0);
     benchmark::DoNotOptimize(c);
-    core.return_chunk(c);
+    core.release_own(c);
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -138,7 +138,7 @@ void BM_Handoff_RingPool(benchmark::State& state) {
       while ((ref = core->try_pop(slot)) == ipcbus::detail::kNone) {
         ipcbus::detail::cpu_relax();
       }
-      core->return_chunk(core->chunk(ref));
+      core->release_own(core->chunk(ref));
     }
   }
   state.SetItemsProcessed(state.iterations());

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core.hpp"
+#include "crash.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 
@@ -34,88 +35,8 @@ spdlog::logger& log() {
   return *logger;
 }
 
-std::uint64_t process_start_time(std::int32_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const std::size_t paren = text.rfind(')');
-  if (paren == std::string::npos) {
-    return 0;
-  }
-  std::istringstream rest(text.substr(paren + 2));
-  std::string field;
-  // Fields after the command: 3 state, 4 ppid, ... 22 starttime.
-  for (int i = 3; i <= 22 && rest >> field; ++i) {
-    if (i == 3 && field == "Z") {
-      return 0;  // a zombie is dead, whatever its parent does
-    }
-    if (i == 22) {
-      return std::strtoull(field.c_str(), nullptr, 10);
-    }
-  }
-  return 0;
-}
-
-bool process_alive(std::int32_t pid, std::uint64_t start_time) {
-  if (pid <= 0) {
-    return false;
-  }
-  if (kill(pid, 0) != 0 && errno != EPERM) {
-    return false;
-  }
-  const std::uint64_t now = process_start_time(pid);
-  return now != 0 && (start_time == 0 || now == start_time);
-}
-
-namespace {
-
-std::uint32_t register_process(SegmentHeader& h, char* base) {
-  auto* table = reinterpret_cast<ProcessEntry*>(base + h.proc_off);
-  const std::int32_t pid = getpid();
-  const std::uint64_t start = process_start_time(pid);
-  auto fill = [&](ProcessEntry& e) {
-    e.start_time = start;
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    e.attach_realtime_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-                           static_cast<std::uint64_t>(ts.tv_nsec);
-    // relaxed: a gauge for tools.
-    e.listeners.store(0, std::memory_order_relaxed);
-    // relaxed: a gauge for tools.
-    h.attach_count.fetch_add(1, std::memory_order_relaxed);
-  };
-  for (std::uint32_t i = 0; i < h.max_processes; ++i) {
-    ProcessEntry& e = table[i];
-    std::uint32_t expected = 0;
-    // acq_rel: acquire sees the previous owner's clearing; release makes the
-    // claim visible before we fill the entry (tools tolerate a half-filled one).
-    if (e.state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-      // release: readers that see the pid see the state too.
-      e.pid.store(pid, std::memory_order_release);
-      fill(e);
-      return i;
-    }
-  }
-  // No free entry: take over one whose process is gone.
-  for (std::uint32_t i = 0; i < h.max_processes; ++i) {
-    ProcessEntry& e = table[i];
-    // acquire: pairs with the release store of the pid above.
-    std::int32_t old = e.pid.load(std::memory_order_acquire);
-    if (!process_alive(old, e.start_time) &&
-        // acq_rel: one taker wins the dead entry.
-        e.pid.compare_exchange_strong(old, pid, std::memory_order_acq_rel)) {
-      // TODO: reclaim what the dead process held (its listeners, loans); the
-      // crash cleanup issue owns it. Here only the entry is reused.
-      log().warn("reused process entry of dead pid={} for pid={}", old, pid);
-      fill(e);
-      return i;
-    }
-  }
-  return kNone;
-}
-
-}  // namespace
-
-BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t process_index)
+BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t process_index,
+                 int fd)
     : name_(std::move(name)),
       base_(static_cast<char*>(base)),
       bytes_(bytes),
@@ -125,26 +46,34 @@ BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t 
       nodes_(base_ + header_->node_off),
       edges_(reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + header_->edge_off)),
       subs_(reinterpret_cast<SubRecord*>(base_ + header_->sub_off)),
+      bitmap_(reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + header_->bitmap_off)),
       pool_count_(header_->pool_count),
-      process_index_(process_index),
+      process_index_(kNone),
+      taker_(0),
+      fd_(fd),
+      pid_ns_(own_pid_namespace()),
       pid_(getpid()),
       config_(config_of(*header_)) {
   for (std::uint32_t k = 0; k < kMaxPoolClasses; ++k) {
     pools_[k] = header_->pools[k];
   }
+  set_process(process_index);
+}
+
+void BusCore::set_process(std::uint32_t index) {
+  process_index_ = index;
+  // A core without an entry (tools, tests) takes chunks under a taker no
+  // entry has, which crash cleanup leaves alone.
+  taker_ = index == kNone ? kTakerBits : taker_word(index);
 }
 
 BusCore::~BusCore() {
   if (process_index_ == kNone) {
     return;
   }
-  auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
-  ProcessEntry& e = table[process_index_];
-  // relaxed: the state store below publishes the entry as free.
-  e.pid.store(0, std::memory_order_relaxed);
-  // release: the next claimer (acquire CAS) sees the entry cleared.
-  e.state.store(0, std::memory_order_release);
-  log().debug("detached bus={} pid={}", name_, pid_);
+  const std::uint32_t index = process_index_;
+  deregister_process();
+  log().debug("detached bus={} pid={} entry={}", name_, pid_, index);
 }
 
 void BusCore::record_error(std::string_view kind, std::string_view text) {
@@ -187,7 +116,8 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
     while (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree)) {
       const std::uint32_t g = generation_of(w) + 1;
       const std::uint64_t want =
-          make_state_word(g, static_cast<std::uint64_t>(ListenerState::kActive)) | (w & kPinMask);
+          make_state_word(g, static_cast<std::uint64_t>(ListenerState::kActive)) |
+          owner_bits(process_index_);
       // acq_rel: acquire as above; release orders the claim before the
       // option writes below (publishers only reach them through a route,
       // which the trie version publishes later).
@@ -237,7 +167,7 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
                                              " listener slots are in use (max_listeners)"};
 }
 
-void BusCore::close_listener(std::uint32_t index, std::uint32_t generation) {
+void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead) {
   ListenerSlot& s = listeners_[index];
   // acquire: see the state as the last transition left it.
   std::uint64_t w = s.state.load(std::memory_order_acquire);
@@ -251,50 +181,134 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation) {
     }
     const std::uint64_t want =
         (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kClosed);
-    // acq_rel: release makes Closed visible to publishers that pin next;
-    // acquire orders our drain below after their unpin.
-    if (s.state.compare_exchange_weak(w, want, std::memory_order_acq_rel,
+    // seq_cst: SYNC(fanout) with the publisher's fence in deliver(): either
+    // it sees Closed, or wait_fanouts() below sees it inside its fan-out.
+    if (s.state.compare_exchange_weak(w, want, std::memory_order_seq_cst,
                                       std::memory_order_acquire)) {
       break;
     }
   }
+  IPCBUS_CRASH_POINT("close");
   unsubscribe_all(index);
+  IPCBUS_CRASH_POINT("close");
 
   // Publishers blocked on this full ring re-check the state when woken.
   // relaxed: the wake itself is the signal; they re-read the state word.
   s.space_futex.fetch_add(1, std::memory_order_relaxed);
   futex_wake(&s.space_futex, 1 << 20);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  // SYNC(unpin): acquire pairs with the release unpin in the publisher: its
-  // pushes into the ring are visible before we drain.
-  while (pins_of(s.state.load(std::memory_order_acquire)) != 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      // LIMIT: a publisher that died holding a pin keeps the slot Closed
-      // (not reusable) until crash cleanup can account pins per process.
-      log().error("listener slot {} still pinned after 2 s; left closed, bus={}", index, name_);
-      return;
+  if (!wait_fanouts(index, std::chrono::seconds(2))) {
+    // LIMIT: a live publisher stuck inside a fan-out to this slot for 2 s
+    // (a block timeout longer than that, on another full ring) keeps the
+    // slot Closed, not reusable; the next close or crash cleanup retries.
+    log().error("listener slot {} still has a publisher inside after 2 s; left closed, bus={}",
+                index, name_);
+    return;
+  }
+  std::uint64_t dropped = 0;
+  if (owner_dead) {
+    // The owner is gone: every reference of this slot, in its ring or as a
+    // sample it held, is dropped, by the slot's bit in every chunk.
+    const std::uint64_t bit = 1ULL << index;
+    for (std::uint32_t k = 0; k < pool_count_; ++k) {
+      for (std::uint32_t j = 0; j < pools_[k].count; ++j) {
+        ChunkHeader* c = chunk_at(pools_[k], j);
+        // relaxed: a filter; release_chunk()'s RMW is the drop.
+        if ((c->holders.load(std::memory_order_relaxed) & bit) != 0) {
+          release_chunk(c, bit);
+          ++dropped;
+          IPCBUS_CRASH_POINT("reclaim");
+        }
+      }
     }
-    std::this_thread::yield();
+  } else {
+    // Every entry between head and tail holds one reference; a position a
+    // dead producer claimed and never filled holds none.
+    const std::uint64_t mask = header_->ring_capacity - 1;
+    // relaxed: no producer or consumer is left inside (wait_fanouts above,
+    // and the owner is closing), so these are stable.
+    const std::uint64_t head = s.head.load(std::memory_order_relaxed);
+    const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+    RingEntry* r = ring(index);
+    for (std::uint64_t pos = head; pos != tail && pos - head <= mask; ++pos) {
+      // acquire: SYNC(ring-publish), the entry's chunk is visible.
+      const std::uint64_t e = r[pos & mask].load(std::memory_order_acquire);
+      const auto ref = static_cast<std::uint32_t>(e);
+      if (static_cast<std::uint32_t>(e >> 32) == static_cast<std::uint32_t>(pos + 1) &&
+          ref != kNone && ref != kSkip) {
+        release_chunk(chunk(ref), 1ULL << index);
+        ++dropped;
+      }
+    }
   }
-  for (std::uint32_t ref = try_pop(index); ref != kNone; ref = try_pop(index)) {
-    release_chunk(chunk(ref));
-  }
-  if (process_index_ != kNone && s.owner_process == process_index_) {
-    auto* table = reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off);
+  reset_ring(index);
+  const std::uint32_t owner = owner_of(w);
+  if (owner < header_->max_processes) {
     // relaxed: a gauge.
-    table[process_index_].listeners.fetch_sub(1, std::memory_order_relaxed);
+    process(owner).listeners.fetch_sub(1, std::memory_order_relaxed);
   }
   w = s.state.load(std::memory_order_relaxed);
   for (;;) {
-    const std::uint64_t want = (w & ~kStateMask) | static_cast<std::uint64_t>(ListenerState::kFree);
-    // release: SYNC with claim_listener()'s acquire: the drained ring is
+    const std::uint64_t want =
+        (w & ~(kStateMask | kOwnerMask)) | static_cast<std::uint64_t>(ListenerState::kFree);
+    // release: SYNC with claim_listener()'s acquire: the emptied ring is
     // visible to the next owner of the slot.
     if (s.state.compare_exchange_weak(w, want, std::memory_order_release,
                                       std::memory_order_relaxed)) {
       break;
     }
   }
-  log().debug("listener closed bus={} slot={} gen={}", name_, index, generation);
+  log().debug("listener closed bus={} slot={} gen={} references dropped={}{}", name_, index,
+              generation, dropped, owner_dead ? " (owner dead)" : "");
+}
+
+bool BusCore::wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit) {
+  // SYNC(fanout): pairs with the publisher's fence, see close_listener().
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint64_t bit = 1ULL << index;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  PublisherSlot* slots = publisher_slots();
+  for (std::uint32_t p = 0; p < header_->max_publishers; ++p) {
+    PublisherSlot& j = slots[p];
+    // acquire: pairs with the release stores of active and pending in
+    // deliver(): the publisher's work on our ring is visible once it is out.
+    const std::uint64_t active = j.active.load(std::memory_order_acquire);
+    if (j.state.load(std::memory_order_acquire) != 1 || (active & 1) == 0) {
+      continue;
+    }
+    int spins = 0;
+    while (j.active.load(std::memory_order_acquire) == active &&
+           (j.pending.load(std::memory_order_acquire) & bit) != 0 &&
+           j.state.load(std::memory_order_acquire) == 1) {
+      if (j.process != process_index_ && !process_alive(j.process)) {
+        break;  // a dead publisher pushes nothing more; crash cleanup repairs
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      if (++spins < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+  return true;
+}
+
+void BusCore::reset_ring(std::uint32_t index) {
+  ListenerSlot& s = listeners_[index];
+  RingEntry* r = ring(index);
+  const std::uint32_t cap = header_->ring_capacity;
+  // relaxed, for all: nobody is inside the ring; the state's release store
+  // that frees the slot publishes these.
+  const std::uint64_t base = s.tail.load(std::memory_order_relaxed);
+  for (std::uint32_t k = 0; k < cap; ++k) {
+    const std::uint64_t pos = base + k;
+    r[pos & (cap - 1)].store(
+        static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos)) << 32 | kNone,
+        std::memory_order_relaxed);
+  }
+  s.head.store(base, std::memory_order_relaxed);
 }
 
 }  // namespace detail
@@ -312,23 +326,28 @@ Result<Bus> Bus::open(const OpenOptions& options) {
     return mapped.error();
   }
   detail::Mapping m = std::move(mapped.value());
-  auto* h = static_cast<detail::SegmentHeader*>(m.base);
-  const std::uint32_t proc = options.observe_only
-                                 ? detail::kNone
-                                 : detail::register_process(*h, static_cast<char*>(m.base));
-  if (proc == detail::kNone && !options.observe_only) {
-    detail::record_error_at(
-        reinterpret_cast<detail::ErrorRecord*>(static_cast<char*>(m.base) + h->errlog_off),
-        h->errlog_entries, "attach-refused",
-        "pid " + std::to_string(getpid()) + ": process table full", &h->errlog_dropped);
-    return Error{Errc::kProcessTableFull,
-                 "all " + std::to_string(h->max_processes) +
-                     " process entries of the bus are held by live processes (max_processes)"};
-  }
   // The core keeps the mapping alive through the deleter's capture.
   auto holder = m.holder;
-  auto* core = new detail::BusCore(name, m.base, m.bytes, proc);
+  auto* core = new detail::BusCore(name, m.base, m.bytes, detail::kNone, m.fd);
   std::shared_ptr<detail::BusCore> shared(core, [holder](detail::BusCore* c) { delete c; });
+  if (!options.observe_only) {
+    const std::uint32_t proc = core->register_process();
+    if (proc == detail::kNone) {
+      auto& h = core->header();
+      core->record_error("attach-refused",
+                         "pid " + std::to_string(getpid()) + ": process table full");
+      return Error{Errc::kProcessTableFull,
+                   "all " + std::to_string(h.max_processes) +
+                       " process entries of the bus are held by live processes (max_processes)"};
+    }
+    core->set_process(proc);
+    // An opener finishes what dead processes left when no agent did.
+    CleanupReport report;
+    if (core->reclaim_dead(&report) != 0) {
+      detail::log().warn("bus={}: cleaned up after {} dead process(es) at attach", name,
+                         report.processes);
+    }
+  }
   detail::log().info("attached bus={} pid={} created={} bytes={}", name, getpid(), m.created,
                      m.bytes);
   return Bus(std::move(shared));
@@ -364,6 +383,16 @@ Result<Listener> Bus::listen(const ListenerOptions& options) {
   return Listener(core_, *index, gen);
 }
 
+CleanupReport Bus::reclaim_dead() {
+  CleanupReport r;
+  core_->reclaim_dead(&r);
+  return r;
+}
+
+std::vector<std::string> Bus::check() const {
+  return core_->check();
+}
+
 BusInfo Bus::inspect() const {
   using namespace detail;
   const SegmentHeader& h = core_->header();
@@ -378,8 +407,7 @@ BusInfo Bus::inspect() const {
   info.subscriptions_used = h.subs_used.load(std::memory_order_relaxed);
   info.publishers_created = h.next_publisher_id.load(std::memory_order_relaxed) - 1;
   for (std::uint32_t k = 0; k < h.pool_count; ++k) {
-    info.pools.push_back({h.pools[k].payload_bytes, h.pools[k].count,
-                          h.pool_heads[k].free_count.load(std::memory_order_relaxed)});
+    info.pools.push_back({h.pools[k].payload_bytes, h.pools[k].count, core_->free_chunks(k)});
   }
   for (std::uint32_t i = 0; i < h.max_listeners; ++i) {
     const ListenerSlot& s = core_->slot(i);
@@ -392,6 +420,10 @@ BusInfo Bus::inspect() const {
     l.generation = generation_of(w);
     l.state = static_cast<ListenerState>(state_bits(w));
     l.owner_pid = s.owner_pid;
+    if (owner_of(w) < h.max_processes) {
+      // relaxed: a report.
+      l.owner_pid = core_->process(owner_of(w)).pid.load(std::memory_order_relaxed);
+    }
     l.overflow = static_cast<Overflow>(s.overflow);
     l.wait = static_cast<WaitStrategy>(s.wait);
     l.adaptive = s.adaptive != 0;
@@ -414,24 +446,45 @@ BusInfo Bus::inspect() const {
     l.filters = core_->filters_of(i);
     info.listeners.push_back(std::move(l));
   }
-  const auto* table = reinterpret_cast<const ProcessEntry*>(core_->base() + h.proc_off);
+  // Chunks per taker, for `ls processes`.
+  std::vector<std::uint32_t> taken(h.max_processes, 0);
+  for (std::uint32_t k = 0; k < h.pool_count; ++k) {
+    for (std::uint32_t j = 0; j < h.pools[k].count; ++j) {
+      // relaxed: a report.
+      const std::uint32_t t =
+          taker_of(core_->chunk_at(h.pools[k], j)->holders.load(std::memory_order_relaxed));
+      if (t < h.max_processes) {
+        ++taken[t];
+      }
+    }
+  }
+  const std::uint64_t own_ns = own_pid_namespace();
   for (std::uint32_t i = 0; i < h.max_processes; ++i) {
-    const ProcessEntry& e = table[i];
-    if (e.state.load(std::memory_order_acquire) == 0) {
+    const ProcessEntry& e = core_->process(i);
+    const std::uint32_t state = e.state.load(std::memory_order_acquire);
+    if (state == kProcFree) {
       continue;
     }
     ProcessInfo p;
     p.index = i;
     p.pid = e.pid.load(std::memory_order_acquire);
     p.start_time = e.start_time;
-    p.alive = process_alive(p.pid, p.start_time);
+    p.reclaiming = state == kProcReclaiming;
+    p.alive = !p.reclaiming && core_->process_alive(i);
+    p.same_pid_namespace = e.pid_ns == 0 || e.pid_ns == own_ns;
     p.listeners = e.listeners.load(std::memory_order_relaxed);
+    p.chunks = taken[i];
     info.processes.push_back(p);
   }
   const PublisherSlot* pubs = core_->publisher_slots();
   for (std::uint32_t i = 0; i < h.max_publishers; ++i) {
     if (pubs[i].state.load(std::memory_order_acquire) != 1) {
       continue;
+    }
+    for (auto& p : info.processes) {
+      if (p.index == pubs[i].process) {
+        ++p.publishers;
+      }
     }
     info.publishers.push_back({pubs[i].id, pubs[i].pid,
                                pubs[i].published.load(std::memory_order_relaxed),
@@ -451,8 +504,16 @@ BusInfo Bus::inspect() const {
     e.last_realtime_ns = log[i].last_realtime_ns.load(std::memory_order_relaxed);
     info.errors.push_back(std::move(e));
   }
-  // relaxed: a counter.
+  // relaxed, for these: counters for a report.
   info.errors_dropped = h.errlog_dropped.load(std::memory_order_relaxed);
+  if (core_->fd() >= 0 && byte_locked(core_->fd(), lock_base(h) + h.max_processes)) {
+    info.agent_pid = h.agent_pid.load(std::memory_order_relaxed);
+  }
+  info.cleanup.processes = h.reclaimed_processes.load(std::memory_order_relaxed);
+  info.cleanup.listeners = h.reclaimed_listeners.load(std::memory_order_relaxed);
+  info.cleanup.chunks = h.reclaimed_chunks.load(std::memory_order_relaxed);
+  info.cleanup.repaired = h.repaired_entries.load(std::memory_order_relaxed);
+  info.cleanup.last_ns = h.last_reclaim_ns.load(std::memory_order_relaxed);
   std::sort(info.errors.begin(), info.errors.end(),
             [](const auto& a, const auto& b) { return a.first_realtime_ns < b.first_realtime_ns; });
   return info;

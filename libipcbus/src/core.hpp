@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ipcbus/bus.hpp"
 #include "layout.hpp"
@@ -63,7 +65,9 @@ enum class PushResult { kPushed, kFull };
 
 class BusCore {
  public:
-  BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t process_index);
+  // `fd` is the segment's open file (-1 in tests that map memory only).
+  BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t process_index,
+          int fd = -1);
   ~BusCore();
   BusCore(const BusCore&) = delete;
   BusCore& operator=(const BusCore&) = delete;
@@ -96,61 +100,85 @@ class BusCore {
   }
   std::size_t largest_payload() const { return pools_[pool_count_ - 1].payload_bytes; }
 
-  // take_chunk pops a free chunk of class k or returns nullptr when empty.
+  // take_chunk claims a free chunk of class k for this process (its holders
+  // word becomes this process's taker reference) or returns nullptr when the
+  // class has none. See the bitmap's comment in layout.hpp.
   ChunkHeader* take_chunk(int k) {
-    PoolHead& ph = header_->pool_heads[k];
-    // SYNC(pool): acquire pairs with the release CAS in return_chunk(): the
-    // popped chunk's next_free and the previous owner's writes are visible.
-    std::uint64_t h = ph.head.load(std::memory_order_acquire);
-    for (;;) {
-      const auto ref = static_cast<std::uint32_t>(h);
-      if (ref == kNone) {
-        return nullptr;
+    const PoolDesc& p = pools_[k];
+    const std::uint32_t words = (p.count + 63) / 64;
+    std::atomic<std::uint64_t>* bm = bitmap_ + p.bitmap_word;
+    // relaxed: a per-process starting point, so that processes spread over
+    // the bitmap's words instead of fighting over the first one.
+    std::uint32_t wi = hint_[k].load(std::memory_order_relaxed);
+    if (wi >= words) {
+      wi = 0;
+    }
+    for (std::uint32_t n = 0; n < words; ++n) {
+      // relaxed: the bitmap is a hint; the holders CAS below decides.
+      std::uint64_t bits = bm[wi].load(std::memory_order_relaxed);
+      while (bits != 0) {
+        const std::uint64_t bit = bits & (~bits + 1);
+        // relaxed: as above; clearing the bit only keeps other takers away.
+        const std::uint64_t old = bm[wi].fetch_and(~bit, std::memory_order_relaxed);
+        if ((old & bit) != 0) {
+          ChunkHeader* c = chunk_at(p, wi * 64U + static_cast<std::uint32_t>(__builtin_ctzll(bit)));
+          std::uint64_t expected = 0;
+          // SYNC(pool): acquire pairs with the acq_rel drop of the last
+          // holder in release_chunk(): the previous users' reads and writes
+          // of the chunk happen before ours.
+          if (c->holders.compare_exchange_strong(expected, taker_, std::memory_order_acquire,
+                                                 std::memory_order_relaxed)) {
+            hint_[k].store(wi, std::memory_order_relaxed);
+            return c;
+          }
+          // A stale bit of a chunk in use: it stays clear.
+        }
+        bits = old & ~bit;
       }
-      ChunkHeader* c = chunk(ref);
-      // relaxed: a stale next (the chunk was taken meanwhile) fails the
-      // tagged CAS below, which compares the whole head word.
-      const std::uint32_t next = c->next_free.load(std::memory_order_relaxed);
-      const std::uint64_t tag = (h >> 32) + 1;
-      if (ph.head.compare_exchange_weak(h, (tag << 32) | next, std::memory_order_acquire,
-                                        std::memory_order_acquire)) {
-        // relaxed: an approximate gauge for tools, no ordering needed.
-        ph.free_count.fetch_sub(1, std::memory_order_relaxed);
-        return c;
+      if (++wi == words) {
+        wi = 0;
       }
     }
+    return nullptr;
   }
 
-  // return_chunk pushes a chunk whose last reference is gone.
-  void return_chunk(ChunkHeader* c) {
-    PoolHead& ph = header_->pool_heads[c->pool_class];
-    c->owner_pid = 0;
-    // relaxed: the head word is read by poppers, and it is the head CAS below
-    // that publishes this store.
-    std::uint64_t h = ph.head.load(std::memory_order_relaxed);
-    for (;;) {
-      c->next_free.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
-      const std::uint64_t tag = (h >> 32) + 1;
-      // SYNC(pool): release publishes next_free and every write made to the
-      // chunk by its users before the next owner pops it.
-      if (ph.head.compare_exchange_weak(h, (tag << 32) | c->self_ref, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-        // relaxed: gauge only.
-        ph.free_count.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
+  // release_chunk drops the references named by `mask` (listener bits and/or
+  // the taker bits) and frees the chunk if they were the last.
+  void release_chunk(ChunkHeader* c, std::uint64_t mask) {
+    // acq_rel: release orders this holder's use of the chunk before the
+    // drop; acquire, on the last drop, orders every holder's use before the
+    // chunk goes back to the pool. SYNC(pool) with take_chunk().
+    const std::uint64_t old = c->holders.fetch_and(~mask, std::memory_order_acq_rel);
+    if (old != 0 && (old & ~mask) == 0) {
+      mark_free(c);
     }
   }
+  // release_own drops this process's taker reference (an unpublished loan).
+  void release_own(ChunkHeader* c) { release_chunk(c, kTakerBits); }
 
-  // release_chunk drops `n` references and recycles the chunk on the last.
-  void release_chunk(ChunkHeader* c, std::uint32_t n = 1) {
-    // acq_rel: release orders this holder's reads of the payload before the
-    // drop; acquire, on the last drop, makes every holder's drop visible
-    // before the chunk is rewritten by its next owner.
-    if (c->refcount.fetch_sub(n, std::memory_order_acq_rel) == n) {
-      return_chunk(c);
-    }
+  // mark_free sets the chunk's bit so that takers find it again.
+  void mark_free(ChunkHeader* c) {
+    // relaxed: a hint; the holders word, already zero, is the truth.
+    bitmap_[c->index / 64].fetch_or(1ULL << (c->index % 64), std::memory_order_relaxed);
   }
+  // free_chunks counts class k's bitmap: what takers can find now.
+  std::uint32_t free_chunks(std::uint32_t k) const {
+    const PoolDesc& p = pools_[k];
+    std::uint32_t n = 0;
+    for (std::uint32_t w = 0; w < (p.count + 63) / 64; ++w) {
+      // relaxed: a gauge.
+      n += static_cast<std::uint32_t>(
+          __builtin_popcountll(bitmap_[p.bitmap_word + w].load(std::memory_order_relaxed)));
+    }
+    return n;
+  }
+  ChunkHeader* chunk_at(const PoolDesc& p, std::uint32_t j) const {
+    return reinterpret_cast<ChunkHeader*>(base_ + p.offset + std::uint64_t{j} * p.stride);
+  }
+  std::uint64_t taker_bits() const { return taker_; }
+  std::atomic<std::uint64_t>* bitmap() const { return bitmap_; }
+  std::uint32_t pool_count() const { return pool_count_; }
+  const PoolDesc& pool(std::uint32_t k) const { return pools_[k]; }
 
   // --- listeners and rings ------------------------------------------------
   ListenerSlot& slot(std::uint32_t i) const { return listeners_[i]; }
@@ -162,7 +190,10 @@ class BusCore {
   // producers may push at once). Vyukov's bounded MPMC queue with the
   // sequence and the value packed in one 64-bit word: an entry is published
   // by a single store, so a reader never sees half an entry.
-  PushResult try_push(std::uint32_t i, std::uint32_t ref, std::uint64_t* position) {
+  // `journal`, when given, receives each position before this producer tries
+  // to claim it, for crash cleanup (PublisherSlot::push_pos).
+  PushResult try_push(std::uint32_t i, std::uint32_t ref, std::uint64_t* position,
+                      std::atomic<std::uint64_t>* journal = nullptr) {
     ListenerSlot& s = listeners_[i];
     RingEntry* r = ring(i);
     const std::uint64_t mask = s.allocated - 1;
@@ -183,6 +214,10 @@ class BusCore {
       const auto diff = static_cast<std::int32_t>(static_cast<std::uint32_t>(w >> 32) -
                                                   static_cast<std::uint32_t>(pos));
       if (diff == 0) {
+        if (journal != nullptr) {
+          // relaxed: read by crash cleanup only after this process died.
+          journal->store(pos, std::memory_order_relaxed);
+        }
         // relaxed: the CAS only hands out the position; the entry store
         // below is the publication.
         if (s.tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
@@ -203,7 +238,8 @@ class BusCore {
   }
 
   // try_pop takes the oldest chunk reference, or kNone when empty. The
-  // listener calls it, and so does a publisher applying drop-oldest.
+  // listener calls it, and so does a publisher applying drop-oldest. Entries
+  // that crash repair filled with kSkip are consumed and passed over.
   std::uint32_t try_pop(std::uint32_t i) {
     ListenerSlot& s = listeners_[i];
     RingEntry* r = ring(i);
@@ -223,11 +259,17 @@ class BusCore {
         // relaxed: the CAS hands out the position; w was read before it and
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
-          // SYNC(ring-free): release pairs with the acquire in try_push().
-          e.store(
-              static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 | kNone,
-              std::memory_order_release);
-          return static_cast<std::uint32_t>(w);
+          // SYNC(ring-free): release pairs with the acquire in try_push(). The
+          // value stays, so that crash cleanup can tell whose entry was read.
+          e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 |
+                      (w & 0xFFFFFFFFULL),
+                  std::memory_order_release);
+          const auto ref = static_cast<std::uint32_t>(w);
+          if (ref == kSkip) {
+            ++pos;
+            continue;
+          }
+          return ref;
         }
       } else if (diff < 0) {
         return kNone;
@@ -310,7 +352,40 @@ class BusCore {
 
   // --- claiming and releasing listener slots (bus.cpp) ----------------------
   Result<std::uint32_t> claim_listener(const ListenerOptions& options, std::uint32_t* generation);
-  void close_listener(std::uint32_t index, std::uint32_t generation);
+  // close_listener closes slot `index` of `generation` and frees it. With
+  // `owner_dead`, crash cleanup closes it for a dead owner: every chunk bit
+  // of the slot is dropped, so the samples the owner held come back too.
+  void close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false);
+  // wait_fanouts waits until no live publisher can still push into ring
+  // `index` (see INVARIANT1); false if some live one did not leave in time.
+  bool wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit);
+  // reset_ring empties ring `index` (no producer or consumer may be inside).
+  void reset_ring(std::uint32_t index);
+
+  // --- processes (process.cpp) ------------------------------------------------
+  ProcessEntry& process(std::uint32_t i) const {
+    return reinterpret_cast<ProcessEntry*>(base_ + header_->proc_off)[i];
+  }
+  // process_alive tells whether entry i's owner still runs (OFD lock, and
+  // the pid's start time when it is in our pid namespace).
+  bool process_alive(std::uint32_t i) const;
+  int fd() const { return fd_; }
+  // register_process takes a process entry (and its lock) for this process;
+  // kNone when every entry is held by a live process.
+  std::uint32_t register_process();
+  void deregister_process();
+  // Use entry `index` from now on (after register_process()).
+  void set_process(std::uint32_t index);
+
+  // --- crash cleanup (reclaim.cpp) -------------------------------------------
+  // reclaim_dead cleans up after every dead process of the bus and returns
+  // how many it reclaimed; `report`, if given, adds up what came back.
+  std::uint32_t reclaim_dead(CleanupReport* report);
+  // reclaim_process cleans up after entry i if its owner is dead and no one
+  // else is at it; false otherwise.
+  bool reclaim_process(std::uint32_t i, CleanupReport* report);
+  // check verifies the bus's invariants (ipcbus doctor); one line per violation.
+  std::vector<std::string> check();
 
  private:
   friend class TrieWriter;
@@ -324,8 +399,13 @@ class BusCore {
   std::atomic<std::uint64_t>* edges_;
   SubRecord* subs_;
   PoolDesc pools_[kMaxPoolClasses];
+  std::atomic<std::uint64_t>* bitmap_;
+  std::atomic<std::uint32_t> hint_[kMaxPoolClasses]{};
   std::uint32_t pool_count_;
   std::uint32_t process_index_;
+  std::uint64_t taker_;  // taker_word(process_index_)
+  int fd_ = -1;          // the segment's file, holding our OFD lock
+  std::uint64_t pid_ns_ = 0;
   std::int32_t pid_;
   Config config_;
 };

@@ -12,6 +12,7 @@
 //   node_off      trie nodes, node_stride bytes each, node 0 is the root
 //   edge_off      edge table: (parent, child) words, open addressing
 //   sub_off       SubRecord[subscriptions]
+//   bitmap_off    free-chunk bitmap, one bit per chunk, pool k from word pool[k].bitmap_word
 //   pool k        chunks of class k, pool[k].stride bytes each
 //
 // Every std::atomic here must be lock-free and address-free, which the
@@ -32,9 +33,14 @@ inline constexpr std::uint32_t kNone = 0xFFFFFFFFU;
 // high byte makes a random or zeroed segment very unlikely to match.
 inline constexpr std::uint64_t kMagic = 0x9a53554243504931ULL;
 // Bump on every change to any structure in this file.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::uint32_t kMaxPoolClasses = 8;
 inline constexpr std::uint32_t kChunkUnit = 64;  // chunk references count in these
+// A ring entry whose value is kSkip carries no chunk: crash repair writes it
+// into a position a dead producer claimed but never filled.
+inline constexpr std::uint32_t kSkip = 0xFFFFFFFEU;
+// Listener slots are holder bits of a chunk (see ChunkHeader::holders).
+inline constexpr std::uint32_t kMaxListenerSlots = 48;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "shared atomics must be lock-free to work across processes");
@@ -44,55 +50,66 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
 // ---------------------------------------------------------------------------
 // Listener state word (64 bits):
 //
-//   63            32 31                        2 1   0
-//  +----------------+---------------------------+-----+
-//  |   generation   |  pins (publishers inside)  |state|
-//  +----------------+---------------------------+-----+
+//   63            32 31          16 15        2 1   0
+//  +----------------+--------------+-----------+-----+
+//  |   generation   |  owner + 1   |  (zero)   |state|
+//  +----------------+--------------+-----------+-----+
 //
-// state: 0 Free, 1 Active, 2 Paused, 3 Closed. Zeroed memory is Free with
-// generation 0, a valid empty slot.
-// INVARIANT1: publishers put entries into a slot's ring only while they hold
-//   a pin taken when the state was Active with the generation their route
-//   names. (a) close() waits for pins to reach zero before it drains the
-//   ring, so no entry lands after the drain. (b) A slot is claimed by a CAS
+// state: 0 Free, 1 Active, 2 Paused, 3 Closed. owner: the process entry that
+// claimed the slot, set by the claim CAS itself so that crash cleanup always
+// knows whose slot it is. Zeroed memory is Free with generation 0, a valid
+// empty slot.
+// INVARIANT1: publishers put entries into a slot's ring only inside a
+//   fan-out (PublisherSlot::active odd, the slot's bit in `pending`) that
+//   began before they read the state as Active with the generation their
+//   route names. (a) close() waits until no live publisher is inside such a
+//   fan-out, so no entry lands after the drain. (b) A slot is claimed by a CAS
 //   Free(g) -> Active(g+1), so a route made for generation g never matches
 //   again.
 // INVARIANT2: the generation changes only when a Free slot is claimed.
+// (Layout 1 counted publishers inside in bits 2..31, "pins"; the fan-out
+// journal replaced them and took two read-modify-writes per target off the
+// publish path.)
 inline constexpr std::uint64_t kStateMask = 0x3;
-inline constexpr std::uint64_t kPinOne = 0x4;
-inline constexpr std::uint64_t kPinMask = 0xFFFFFFFCULL;
+inline constexpr int kOwnerShift = 16;
+inline constexpr std::uint64_t kOwnerMask = 0xFFFFULL << kOwnerShift;
 inline constexpr int kGenShift = 32;
 
 inline constexpr std::uint64_t state_bits(std::uint64_t w) {
   return w & kStateMask;
 }
-inline constexpr std::uint64_t pins_of(std::uint64_t w) {
-  return (w & kPinMask) >> 2;
-}
 inline constexpr std::uint32_t generation_of(std::uint64_t w) {
   return static_cast<std::uint32_t>(w >> kGenShift);
+}
+// The owner's process entry, kNone when the slot has none.
+inline constexpr std::uint32_t owner_of(std::uint64_t w) {
+  return static_cast<std::uint32_t>((w & kOwnerMask) >> kOwnerShift) - 1U;
+}
+inline constexpr std::uint64_t owner_bits(std::uint32_t process_index) {
+  return (static_cast<std::uint64_t>(process_index + 1U) << kOwnerShift) & kOwnerMask;
 }
 inline constexpr std::uint64_t make_state_word(std::uint32_t gen, std::uint64_t state) {
   return (static_cast<std::uint64_t>(gen) << kGenShift) | state;
 }
 static_assert(state_bits(0) == 0 && generation_of(0) == 0, "zeroed slot must read as Free gen 0");
-static_assert(pins_of(kPinOne) == 1, "pin count starts above the state bits");
+static_assert(owner_of(0) == 0xFFFFFFFFU, "zeroed slot has no owner");
 
 // ---------------------------------------------------------------------------
 struct PoolDesc {
   std::uint32_t payload_bytes;
   std::uint32_t count;
-  std::uint32_t stride;  // bytes per chunk: header, topic area, payload
-  std::uint32_t reserved;
-  std::uint64_t offset;  // of chunk 0 in the segment
+  std::uint32_t stride;       // bytes per chunk: header, topic area, payload
+  std::uint32_t bitmap_word;  // first word of this class in the free bitmap
+  std::uint64_t offset;       // of chunk 0 in the segment
 };
 
-// One size class's free list: a Treiber stack of chunk references whose head
-// carries a 32-bit tag against ABA: [tag:32][chunk ref:32].
-struct alignas(kCacheLine) PoolHead {
-  std::atomic<std::uint64_t> head;
-  std::atomic<std::uint32_t> free_count;
-};
+// Chunk pools keep no list. A chunk is free exactly when its holders word is
+// zero (ChunkHeader); the bitmap (bit set = probably free) only tells takers
+// where to look. A taker clears a bit and then claims the chunk by CAS of its
+// holders word 0 -> taker, so a stale bit costs a failed CAS, never a double
+// hand-out; whoever drops the last holder sets the bit again. A crash between
+// the two steps leaves a free chunk with a clear bit, which the sweep in
+// reclaim.cpp finds.
 
 // The error log's record format. It has its own version, kept apart from
 // the layout version and at a fixed place in the header, so that a process
@@ -152,6 +169,9 @@ struct SegmentHeader {
   std::uint64_t edge_off;
   std::uint64_t sub_off;
   std::uint64_t publisher_off;
+  std::uint64_t bitmap_off;
+  std::uint32_t bitmap_words;
+  std::uint32_t chunk_count;  // all classes together
 
   // Trie writers hold this robust, process-shared mutex. Readers (publishers)
   // never take it: they read under the seqlock below.
@@ -170,28 +190,73 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> attach_count;
   std::atomic<std::uint64_t> errlog_dropped;  // records that found the log full
 
-  PoolHead pool_heads[kMaxPoolClasses];
+  // The agent: it holds an OFD lock on byte lock_base() + max_processes of
+  // the segment's file while it runs; these say which one, for messages.
+  alignas(kCacheLine) std::atomic<std::int32_t> agent_pid;
+  std::atomic<std::uint32_t> agent_epoch;  // bumped by each agent that takes over
+  // Crash cleanup's figures, for tools and the benchmark.
+  std::atomic<std::uint64_t> reclaimed_processes;
+  std::atomic<std::uint64_t> reclaimed_chunks;
+  std::atomic<std::uint64_t> reclaimed_listeners;
+  std::atomic<std::uint64_t> repaired_entries;  // ring positions filled with kSkip
+  std::atomic<std::uint64_t> last_reclaim_ns;   // detection to done, of the last one
 };
 
-// One attached process. Claimed by CAS of `state` 0 -> 1.
+// Byte-range locks that tell a live process from a dead one sit past the end
+// of the segment's file (a lock needs no data under it): byte lock_base(h) + i
+// is held by process entry i's owner, lock_base(h) + max_processes by the agent.
+inline std::uint64_t lock_base(const SegmentHeader& h) {
+  return h.segment_bytes;
+}
+
+// One attached process.
+//
+// state: 0 Free, 1 Live, 2 Reclaiming (its owner died and a reclaimer is
+// cleaning up after it), 3 Claiming (being filled by a new owner). Whoever
+// holds the OFD lock on byte lock_base() + index of the segment's file owns
+// the entry: its process while it lives, then the one reclaimer that took the
+// lock over. The kernel drops the lock when the last descriptor of that open
+// file goes, that is when the process exits or is killed, before it becomes a
+// zombie, in whatever pid namespace it runs, so a reused pid or a container
+// cannot fool it. pid, start_time, pid_ns and boot_id are for people.
+enum ProcessState : std::uint32_t {
+  kProcFree = 0,
+  kProcLive = 1,
+  kProcReclaiming = 2,  // a reclaimer holds the entry's lock now
+  kProcClaiming = 3
+};
 struct alignas(kCacheLine) ProcessEntry {
-  std::atomic<std::uint32_t> state;  // 0 free, 1 in use
-  std::atomic<std::int32_t> pid;     // CAS from a dead pid hands the entry over
-  std::uint64_t start_time;          // field 22 of /proc/PID/stat: tells a reused pid apart
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::int32_t> pid;
+  std::uint64_t start_time;  // field 22 of /proc/PID/stat
   std::uint64_t attach_realtime_ns;
   std::atomic<std::uint32_t> listeners;
+  std::uint32_t reserved;
+  std::uint64_t pid_ns;                      // inode of /proc/self/ns/pid
+  std::uint64_t boot_id;                     // hash of /proc/sys/kernel/random/boot_id
+  std::atomic<std::uint64_t> dead_since_ns;  // CLOCK_MONOTONIC when first seen dead
 };
 
-// Counters of one live publisher, for tools. Claimed by CAS of state 0 -> 1.
-// Only its publisher writes the counters (plain relaxed stores, no RMW).
+// One publisher: its counters for tools and the journal crash cleanup reads.
+// Claimed by CAS of state 0 -> 1; only its publisher writes the rest, with
+// plain (relaxed) stores, except `active` (see PublisherCore::deliver).
 struct alignas(kCacheLine) PublisherSlot {
   std::atomic<std::uint32_t> state;
   std::uint32_t id;
   std::int32_t pid;
-  std::uint32_t reserved;
+  std::uint32_t process;  // owner's process entry
   std::atomic<std::uint64_t> published;
   std::atomic<std::uint64_t> bytes;
+  // The fan-out journal. active is odd while the publisher is inside a
+  // fan-out of `chunk`; pending holds the listener bits it has not pushed
+  // yet; push_listener / push_pos the ring position it is about to claim.
+  std::atomic<std::uint64_t> active;
+  std::atomic<std::uint64_t> pending;
+  std::atomic<std::uint64_t> push_pos;
+  std::atomic<std::uint32_t> chunk;
+  std::atomic<std::uint32_t> push_listener;
 };
+static_assert(sizeof(PublisherSlot) == kCacheLine, "a publisher slot is one cache line");
 
 // One listener. Fields are grouped by who writes them so that a publisher
 // and the listener do not bounce one cache line on every event.
@@ -285,12 +350,35 @@ namespace ipcbus::detail {
 
 // ChunkHeader heads every chunk; the topic area (max_topic_bytes, rounded up
 // to 64) and then the payload follow it.
+//
+// holders (64 bits) says who holds a reference to the chunk:
+//
+//   63          48 47                                   0
+//  +--------------+--------------------------------------+
+//  | taker + 1    |  one bit per listener slot            |
+//  +--------------+--------------------------------------+
+//
+// taker: the process entry that took the chunk and still holds its own
+// reference (a loan, or a publish whose fan-out is running), 0 when none.
+// Listener bit i: slot i holds one reference, as a ring entry or a sample.
+// Zero means free. Every change is one atomic operation on this word, so a
+// holder's reference goes exactly once, whether its owner releases it or crash
+// cleanup does it for a dead one: clearing a bit that is already clear is a
+// no-op, and only the change that makes the word zero frees the chunk.
+inline constexpr int kTakerShift = 48;
+inline constexpr std::uint64_t kListenerBits = (1ULL << kTakerShift) - 1;
+inline constexpr std::uint64_t kTakerBits = ~kListenerBits;
+inline constexpr std::uint64_t taker_word(std::uint32_t process_index) {
+  return static_cast<std::uint64_t>(process_index + 1) << kTakerShift;
+}
+inline constexpr std::uint32_t taker_of(std::uint64_t holders) {
+  return static_cast<std::uint32_t>(holders >> kTakerShift) - 1;  // kNone when none
+}
 struct alignas(kCacheLine) ChunkHeader {
-  std::atomic<std::uint32_t> refcount;   // ring entries + samples + the publisher while it fans out
-  std::atomic<std::uint32_t> next_free;  // free-list link, meaningful only while free
+  std::atomic<std::uint64_t> holders;
   std::uint32_t pool_class;
   std::uint32_t self_ref;  // this chunk's reference
-  std::int32_t owner_pid;  // who holds it unpublished (loan), 0 once published
+  std::uint32_t index;     // among all chunks, for the bitmap
   std::uint32_t capacity;  // payload bytes this chunk can hold
   std::uint32_t payload_len;
   std::uint32_t topic_len;

@@ -117,7 +117,7 @@ std::optional<Sample> Listener::try_receive() {
     // relaxed: this listener is the only writer; tools read the buckets.
     bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  return Sample(&c, ch);
+  return Sample(&c, ch, 1ULL << index_);
 }
 
 std::optional<Sample> Listener::receive_for(std::chrono::nanoseconds timeout) {
@@ -207,7 +207,7 @@ void Listener::maybe_shrink() {
 
 namespace {
 
-// One CAS from `from` to `to`, keeping generation and pins.
+// One CAS from `from` to `to`, keeping the generation.
 bool transition(detail::ListenerSlot& s, std::uint32_t gen, ListenerState from, ListenerState to) {
   // relaxed: the CAS below carries the ordering.
   std::uint64_t w = s.state.load(std::memory_order_relaxed);
@@ -216,8 +216,9 @@ bool transition(detail::ListenerSlot& s, std::uint32_t gen, ListenerState from, 
       return false;
     }
     const std::uint64_t want = (w & ~detail::kStateMask) | state_value(to);
-    // acq_rel: publishers pin with acquire and see the new state at once;
-    // a retry happens only when a publisher's pin raced with us.
+    // acq_rel: publishers load the state with acquire and see the new one
+    // from their next fan-out on; only this listener and crash cleanup
+    // write the word, so a retry is rare (a spurious CAS failure).
     if (s.state.compare_exchange_weak(w, want, std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
       return true;
@@ -299,23 +300,25 @@ ListenerCounters Listener::counters() const {
 
 // --- Sample -----------------------------------------------------------------
 
-Sample::Sample(Sample&& other) noexcept : core_(other.core_), chunk_(other.chunk_) {
+Sample::Sample(Sample&& other) noexcept
+    : core_(other.core_), chunk_(other.chunk_), holder_(other.holder_) {
   other.chunk_ = nullptr;
 }
 Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
     if (chunk_ != nullptr) {
-      core_->release_chunk(chunk_);
+      core_->release_chunk(chunk_, holder_);
     }
     core_ = other.core_;
     chunk_ = other.chunk_;
+    holder_ = other.holder_;
     other.chunk_ = nullptr;
   }
   return *this;
 }
 Sample::~Sample() {
   if (chunk_ != nullptr) {
-    core_->release_chunk(chunk_);
+    core_->release_chunk(chunk_, holder_);
   }
 }
 std::string_view Sample::topic() const {

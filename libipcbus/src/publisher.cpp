@@ -35,9 +35,17 @@ class PublisherCore {
     // relaxed: a unique number is all we need.
     id_ = c_.header().next_publisher_id.fetch_add(1, std::memory_order_relaxed);
     slot_ = c_.claim_publisher_slot(id_);
+    if (slot_ == nullptr) {
+      // LIMIT: with every publisher slot taken, this publisher journals into
+      // private memory: closing listeners cannot see its fan-outs (they wait
+      // up to 2 s for none) and crash cleanup cannot repair what it leaves.
+      c_.record_error("publisher-table-full",
+                      "pid " + std::to_string(c_.pid()) + ": no publisher slot (max_publishers)");
+      slot_ = &private_slot_;
+    }
   }
   ~PublisherCore() {
-    if (slot_ != nullptr) {
+    if (slot_ != &private_slot_) {
       // release: the next claimer's acquire CAS sees our last counters gone.
       slot_->state.store(0, std::memory_order_release);
     }
@@ -48,12 +56,10 @@ class PublisherCore {
   // Count one accepted event for tools: this publisher is the counters' only
   // writer, so relaxed loads and stores suffice and no RMW is paid.
   void count(std::size_t bytes) {
-    if (slot_ != nullptr) {
-      slot_->published.store(slot_->published.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
-      slot_->bytes.store(slot_->bytes.load(std::memory_order_relaxed) + bytes,
-                         std::memory_order_relaxed);
-    }
+    slot_->published.store(slot_->published.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
+    slot_->bytes.store(slot_->bytes.load(std::memory_order_relaxed) + bytes,
+                       std::memory_order_relaxed);
   }
 
   struct Entry {
@@ -95,50 +101,73 @@ class PublisherCore {
     return &e;
   }
 
+  // deliver fans chunk `ch` (holding only our taker reference) out to the
+  // route's targets. Every target's holder bit is set first, in one store,
+  // and the bits of targets not reached are dropped at the end together with
+  // our own reference. The journal in our publisher slot (active, chunk,
+  // pending, push_listener, push_pos) is what crash cleanup reads if we die
+  // half way; every store to it is relaxed because it is read only after this
+  // process is dead, or by close_listener() behind the fences below.
   PublishResult deliver(ChunkHeader* ch, const Entry& e, const RouteTarget* targets) {
     PublishResult r;
     r.sequence = ch->sequence;
-    // relaxed: the chunk is still private; the ring's release store
-    // publishes it. One reference per target plus the publisher's own,
-    // dropped at once at the end for every target not reached.
-    ch->refcount.store(e.count + 1, std::memory_order_relaxed);
-    std::uint32_t unused = 1;
+    std::uint64_t mask = 0;
+    for (std::uint32_t i = 0; i < e.count; ++i) {
+      mask |= 1ULL << targets[i].listener;
+    }
+    PublisherSlot& j = *slot_;
+    j.chunk.store(ch->self_ref, std::memory_order_relaxed);
+    j.pending.store(mask, std::memory_order_relaxed);
+    j.active.store(++epoch_ * 2 - 1, std::memory_order_relaxed);
+    // SYNC(fanout): the seq_cst fence pairs with the one in wait_fanouts():
+    // either a closing listener sees us inside this fan-out with its bit
+    // pending, or we see its state Closed below. Without it our journal
+    // stores and the state loads could reorder (store-load).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: the chunk is private (only our taker reference) until the
+    // ring's release store publishes it.
+    ch->holders.store(c_.taker_bits() | mask, std::memory_order_relaxed);
+    std::uint64_t unreached = 0;
+    std::uint64_t pending = mask;
     bool timed_out = false;
     for (std::uint32_t i = 0; i < e.count; ++i) {
       const RouteTarget t = targets[i];
+      const std::uint64_t bit = 1ULL << t.listener;
       ListenerSlot& s = c_.slot(t.listener);
-      // SYNC(claim): acquire pairs with the release of the claim CAS, so
-      // the slot's options are those of generation t.generation.
-      const std::uint64_t w = s.state.fetch_add(kPinOne, std::memory_order_acquire);
-      if (generation_of(w) != t.generation ||
-          state_bits(w) != static_cast<std::uint64_t>(ListenerState::kActive)) {
-        // release: pairs with close_listener()'s acquire wait on the pins.
-        s.state.fetch_sub(kPinOne, std::memory_order_release);
-        ++unused;
-        if (generation_of(w) == t.generation) {
-          ++r.skipped;  // paused (or closing): not reached
+      // SYNC(claim): acquire pairs with the release of the claim CAS, so the
+      // slot's options are those of generation t.generation.
+      const std::uint64_t w = s.state.load(std::memory_order_acquire);
+      bool pushed = false;
+      if (generation_of(w) == t.generation &&
+          state_bits(w) == static_cast<std::uint64_t>(ListenerState::kActive)) {
+        j.push_listener.store(t.listener, std::memory_order_relaxed);
+        pushed = push(t, s, ch->self_ref, &timed_out);
+        if (pushed) {
+          ++r.delivered;
+        } else {
+          ++r.skipped;
         }
-        continue;
+      } else if (generation_of(w) == t.generation) {
+        ++r.skipped;  // paused (or closing): not reached
       }
-      const bool pushed = push(t, s, ch->self_ref, &timed_out);
-      // SYNC(unpin): release pairs with close_listener()'s acquire load of
-      // the pins: our push is visible before it drains the ring.
-      s.state.fetch_sub(kPinOne, std::memory_order_release);
-      if (pushed) {
-        ++r.delivered;
-      } else {
-        ++unused;
-        ++r.skipped;
+      if (!pushed) {
+        unreached |= bit;
       }
+      pending &= ~bit;
+      // release: SYNC(fanout) with wait_fanouts()'s acquire: our work on
+      // this ring is done before it sees the bit gone.
+      j.pending.store(pending, std::memory_order_release);
     }
-    c_.release_chunk(ch, unused);
+    // release: as above, for the whole fan-out.
+    j.active.store(epoch_ * 2, std::memory_order_release);
+    c_.release_chunk(ch, c_.taker_bits() | unreached);
     r.status = timed_out ? PublishStatus::kTimedOut : PublishStatus::kOk;
     return r;
   }
 
   bool push(const RouteTarget& t, ListenerSlot& s, std::uint32_t ref, bool* timed_out) {
     std::uint64_t pos = 0;
-    if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+    if (c_.try_push(t.listener, ref, &pos, &slot_->push_pos) == PushResult::kPushed) {
       after_push(s, pos);
       return true;
     }
@@ -155,7 +184,10 @@ class PublisherCore {
         for (int attempt = 0; attempt < 64; ++attempt) {
           const std::uint32_t old = c_.try_pop(t.listener);
           if (old != kNone) {
-            c_.release_chunk(c_.chunk(old));
+            // LIMIT: a publisher killed between this pop and this release
+            // leaves the listener's bit set on `old` until the listener's
+            // slot is reclaimed (crash cleanup cannot tell this pop apart).
+            c_.release_chunk(c_.chunk(old), 1ULL << t.listener);
             // relaxed: a counter.
             s.dropped_oldest.fetch_add(1, std::memory_order_relaxed);
           } else if (attempt < 16) {
@@ -165,7 +197,7 @@ class PublisherCore {
           } else {
             sched_yield();  // let a preempted producer finish
           }
-          if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+          if (c_.try_push(t.listener, ref, &pos, &slot_->push_pos) == PushResult::kPushed) {
             after_push(s, pos);
             return true;
           }
@@ -173,8 +205,7 @@ class PublisherCore {
         // relaxed: a counter. Reached when others refill faster than we can
         // evict, or a producer stalls (or died) between claiming and writing
         // the oldest entry; the policy then falls back to drop-newest.
-        // LIMIT: a producer that died there blocks the ring until crash
-        // cleanup repairs it (the crash cleanup issue).
+        // Crash cleanup fills a dead producer's claimed position with kSkip.
         s.dropped_newest.fetch_add(1, std::memory_order_relaxed);
         return false;
       case Overflow::kBlock:
@@ -194,7 +225,7 @@ class PublisherCore {
           state_bits(w) != static_cast<std::uint64_t>(ListenerState::kActive)) {
         return false;
       }
-      if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+      if (c_.try_push(t.listener, ref, &pos, &slot_->push_pos) == PushResult::kPushed) {
         after_push(s, pos);
         return true;
       }
@@ -213,7 +244,7 @@ class PublisherCore {
       const std::uint32_t v = s.space_futex.load(std::memory_order_acquire);
       // seq_cst: the announcement must not pass the re-check below.
       s.space_waiters.fetch_add(1, std::memory_order_seq_cst);
-      if (c_.try_push(t.listener, ref, &pos) == PushResult::kPushed) {
+      if (c_.try_push(t.listener, ref, &pos, &slot_->push_pos) == PushResult::kPushed) {
         s.space_waiters.fetch_sub(1, std::memory_order_relaxed);
         after_push(s, pos);
         return true;
@@ -268,6 +299,8 @@ class PublisherCore {
   std::vector<RouteTarget> routes_;
   std::uint32_t id_ = 0;
   PublisherSlot* slot_ = nullptr;
+  PublisherSlot private_slot_{};  // see the LIMIT in the constructor
+  std::uint64_t epoch_ = 0;       // fan-outs begun
   std::uint64_t seq_ = 0;
   std::uint64_t block_timeout_ns_ = 1000000000ULL;
   std::uint64_t misses_ = 0;
@@ -343,14 +376,13 @@ PublishResult Publisher::publish(std::string_view topic, Loan&& loan) {
     if (e != nullptr) {
       p.count(ch->payload_len);
     }
-    c.return_chunk(ch);
+    c.release_own(ch);
     r.status = e == nullptr ? PublishStatus::kInvalidTopic : PublishStatus::kNoListeners;
     r.sequence = e == nullptr ? 0 : ++p.seq_;
     return r;
   }
   ch->topic_len = static_cast<std::uint32_t>(topic.size());
   std::memcpy(c.chunk_topic(ch), topic.data(), topic.size());
-  ch->owner_pid = 0;
   ch->publisher_id = p.id_;
   ch->sequence = ++p.seq_;
   ch->timestamp_ns = detail::monotonic_ns();
@@ -372,7 +404,6 @@ Result<Loan> Publisher::loan(std::size_t size) {
                                            std::to_string(c.header().pools[k].payload_bytes) +
                                            " bytes; every one is in use"};
   }
-  ch->owner_pid = c.pid();
   ch->payload_len = static_cast<std::uint32_t>(size);
   return Loan(&c, ch);
 }
@@ -415,7 +446,7 @@ Loan::Loan(Loan&& other) noexcept : core_(other.core_), chunk_(other.chunk_) {
 Loan& Loan::operator=(Loan&& other) noexcept {
   if (this != &other) {
     if (chunk_ != nullptr) {
-      core_->return_chunk(chunk_);
+      core_->release_own(chunk_);
     }
     core_ = other.core_;
     chunk_ = other.chunk_;
@@ -425,7 +456,7 @@ Loan& Loan::operator=(Loan&& other) noexcept {
 }
 Loan::~Loan() {
   if (chunk_ != nullptr) {
-    core_->return_chunk(chunk_);
+    core_->release_own(chunk_);
   }
 }
 std::span<std::byte> Loan::data() {

@@ -57,8 +57,9 @@ Result<void> Config::validate() const {
       return invalid("config: pool class payload above 1 GiB");
     }
   }
-  if (max_listeners == 0 || max_listeners > 4096) {
-    return invalid("config: max_listeners must be 1..4096, got " + std::to_string(max_listeners));
+  if (max_listeners == 0 || max_listeners > detail::kMaxListenerSlots) {
+    return invalid("config: max_listeners must be 1.." + std::to_string(detail::kMaxListenerSlots) +
+                   ", got " + std::to_string(max_listeners));
   }
   if (!is_pow2(ring_capacity) || ring_capacity < 2 || ring_capacity > (1U << 20)) {
     return invalid("config: ring_capacity must be a power of two in 2..1048576, got " +
@@ -83,8 +84,8 @@ Result<void> Config::validate() const {
     return invalid("config: max_publishers must be 1..65536, got " +
                    std::to_string(max_publishers));
   }
-  if (max_processes == 0 || max_processes > 65536) {
-    return invalid("config: max_processes must be 1..65536, got " + std::to_string(max_processes));
+  if (max_processes == 0 || max_processes > 65000) {
+    return invalid("config: max_processes must be 1..65000, got " + std::to_string(max_processes));
   }
   if ((mode & ~0777U) != 0 || (mode & 0600U) != 0600U) {
     return invalid("config: mode must be permission bits including owner read and write (0600)");
@@ -138,6 +139,15 @@ Layout compute_layout(const Config& c) {
   l.sub_off = off;
   off += align_up(std::uint64_t{c.subscriptions} * sizeof(SubRecord), kCacheLine);
   l.pool_count = static_cast<std::uint32_t>(c.pools.size());
+  std::uint32_t words = 0;
+  for (std::size_t k = 0; k < c.pools.size() && k < kMaxPoolClasses; ++k) {
+    l.pools[k].bitmap_word = words;
+    words += (c.pools[k].count + 63) / 64;
+    l.chunk_count += c.pools[k].count;
+  }
+  l.bitmap_off = off;
+  l.bitmap_words = words;
+  off += align_up(std::uint64_t{words} * sizeof(std::uint64_t), kCacheLine);
   const std::uint64_t topic_area = align_up(c.max_topic_bytes, kCacheLine);
   for (std::size_t k = 0; k < c.pools.size() && k < kMaxPoolClasses; ++k) {
     PoolDesc& p = l.pools[k];
@@ -231,6 +241,9 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
   h->node_off = l.node_off;
   h->edge_off = l.edge_off;
   h->sub_off = l.sub_off;
+  h->bitmap_off = l.bitmap_off;
+  h->bitmap_words = l.bitmap_words;
+  h->chunk_count = l.chunk_count;
   init_mutex(&h->trie_mutex);
   // The segment is private to this process until the magic is stored below,
   // so plain (relaxed) initialisation suffices for everything before it.
@@ -277,6 +290,10 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
   h->sub_free_head.store(0, std::memory_order_relaxed);
 
   const std::uint64_t topic_area = align_up(c.max_topic_bytes, kCacheLine);
+  auto* bitmap = reinterpret_cast<std::atomic<std::uint64_t>*>(b + l.bitmap_off);
+  for (std::uint32_t w = 0; w < l.bitmap_words; ++w) {
+    new (&bitmap[w]) std::atomic<std::uint64_t>(0);
+  }
   for (std::uint32_t k = 0; k < l.pool_count; ++k) {
     const PoolDesc& p = l.pools[k];
     for (std::uint32_t j = 0; j < p.count; ++j) {
@@ -284,15 +301,13 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
       auto* ch = new (b + off) ChunkHeader{};
       ch->pool_class = k;
       ch->self_ref = static_cast<std::uint32_t>(off / kChunkUnit);
+      ch->index = p.bitmap_word * 64 + j;
       ch->capacity = p.payload_bytes;
       ch->payload_offset = static_cast<std::uint32_t>(sizeof(ChunkHeader) + topic_area);
-      const std::uint32_t next =
-          j + 1 < p.count ? static_cast<std::uint32_t>((off + p.stride) / kChunkUnit) : kNone;
-      ch->next_free.store(next, std::memory_order_relaxed);
+      bitmap[ch->index / 64].store(
+          bitmap[ch->index / 64].load(std::memory_order_relaxed) | (1ULL << (ch->index % 64)),
+          std::memory_order_relaxed);
     }
-    h->pool_heads[k].head.store(static_cast<std::uint32_t>(p.offset / kChunkUnit),
-                                std::memory_order_relaxed);
-    h->pool_heads[k].free_count.store(p.count, std::memory_order_relaxed);
   }
 
   // SYNC(ready): release pairs with the acquire load of the magic in
@@ -333,10 +348,13 @@ Result<void> validate_header(const SegmentHeader& h, std::uint64_t mapped_bytes)
               l.listener_off == h.listener_off && l.ring_off == h.ring_off &&
               l.node_off == h.node_off && l.edge_off == h.edge_off && l.sub_off == h.sub_off &&
               l.publisher_off == h.publisher_off && l.errlog_off == h.errlog_off &&
-              h.errlog_entries == kErrorLogEntries && h.errlog_version == kErrorLogVersion &&
-              l.node_stride == h.node_stride && l.edge_count == h.edge_count;
+              l.bitmap_off == h.bitmap_off && l.bitmap_words == h.bitmap_words &&
+              l.chunk_count == h.chunk_count && h.errlog_entries == kErrorLogEntries &&
+              h.errlog_version == kErrorLogVersion && l.node_stride == h.node_stride &&
+              l.edge_count == h.edge_count;
   for (std::uint32_t k = 0; same && k < l.pool_count; ++k) {
-    same = l.pools[k].offset == h.pools[k].offset && l.pools[k].stride == h.pools[k].stride;
+    same = l.pools[k].offset == h.pools[k].offset && l.pools[k].stride == h.pools[k].stride &&
+           l.pools[k].bitmap_word == h.pools[k].bitmap_word;
   }
   if (!same) {
     return Error{Errc::kForeignSegment,
@@ -490,6 +508,7 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
   m.base = holder->region.get_address();
   m.bytes = bytes;
   m.created = true;
+  m.fd = holder->shm.get_mapping_handle().handle;
   m.holder = std::move(holder);
   return m;
 }
@@ -558,6 +577,7 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
         Mapping m;
         m.base = holder->region.get_address();
         m.bytes = bytes;
+        m.fd = holder->shm.get_mapping_handle().handle;
         m.holder = std::move(holder);
         return m;
       }

@@ -21,6 +21,9 @@ struct Layout {
   std::uint64_t sub_off = 0;
   std::uint64_t publisher_off = 0;
   std::uint64_t errlog_off = 0;
+  std::uint64_t bitmap_off = 0;
+  std::uint32_t bitmap_words = 0;
+  std::uint32_t chunk_count = 0;
   std::uint32_t node_stride = 0;
   std::uint32_t edge_count = 0;
   std::uint32_t pool_count = 0;
@@ -49,6 +52,7 @@ struct Mapping {
   void* base = nullptr;
   std::uint64_t bytes = 0;
   bool created = false;
+  int fd = -1;  // the segment's open file, owned by holder
 };
 
 // The /dev/shm name of bus `name`, or kInvalidArgument for a bad name.

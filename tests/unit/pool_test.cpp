@@ -40,7 +40,7 @@ TEST(Pool, TakeChunkReturnsNullWhenTheClassIsEmpty) {
 
   EXPECT_EQ(extra, nullptr);
   for (auto* c : held) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 }
 
@@ -56,9 +56,9 @@ TEST(Pool, AnEmptyClassLeavesTheOtherClassesUsable) {
 
   ASSERT_NE(large, nullptr);
   EXPECT_EQ(large->pool_class, 1U);
-  sut.return_chunk(large);
+  sut.release_own(large);
   for (auto* c : held) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 }
 
@@ -78,7 +78,7 @@ TEST(Pool, TakenChunksAreDistinctAndOfTheirClass) {
 
   EXPECT_EQ(held.size(), kLargeCount);
   for (auto* c : held) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 }
 
@@ -90,7 +90,7 @@ TEST(Pool, ReturnedChunkCanBeTakenAgain) {
     held.push_back(sut.take_chunk(1));
   }
   ASSERT_EQ(sut.take_chunk(1), nullptr);
-  sut.return_chunk(held.back());
+  sut.release_own(held.back());
   held.pop_back();
 
   detail::ChunkHeader* again = sut.take_chunk(1);
@@ -98,7 +98,7 @@ TEST(Pool, ReturnedChunkCanBeTakenAgain) {
   EXPECT_NE(again, nullptr);
   held.push_back(again);
   for (auto* c : held) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 }
 
@@ -112,7 +112,7 @@ TEST(Pool, FreeCountReturnsToTotalAfterEveryChunkComesBack) {
   const std::uint32_t free_while_held = tb.free_chunks(0);
 
   for (auto* c : held) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 
   EXPECT_EQ(free_while_held, 0U);
@@ -120,21 +120,25 @@ TEST(Pool, FreeCountReturnsToTotalAfterEveryChunkComesBack) {
   EXPECT_EQ(tb.bus().inspect().pools.at(0).total, kSmallCount);
 }
 
-TEST(Pool, ReleaseChunkRecyclesOnlyOnTheLastReference) {
+TEST(Pool, ReleaseChunkRecyclesOnlyOnTheLastHolder) {
   TestBus tb;
   auto& sut = tb.core();
   detail::ChunkHeader* c = sut.take_chunk(0);
   ASSERT_NE(c, nullptr);
-  // relaxed: single thread.
-  c->refcount.store(3, std::memory_order_relaxed);
+  // Two listener holders besides the taker. relaxed: single thread.
+  c->holders.store(c->holders.load(std::memory_order_relaxed) | 0b101, std::memory_order_relaxed);
 
-  sut.release_chunk(c);
-  sut.release_chunk(c);
+  sut.release_own(c);
+  sut.release_chunk(c, 0b001);
   const std::uint32_t free_before_last = tb.free_chunks(0);
-  sut.release_chunk(c);
+  sut.release_chunk(c, 0b001);  // a holder that is gone already: no effect
+  EXPECT_EQ(tb.free_chunks(0), free_before_last);
+  sut.release_chunk(c, 0b100);
 
   EXPECT_EQ(free_before_last, kSmallCount - 1);
   EXPECT_EQ(tb.free_chunks(0), kSmallCount);
+  // relaxed: single thread.
+  EXPECT_EQ(c->holders.load(std::memory_order_relaxed), 0U);
 }
 
 TEST(PoolConcurrency, TakeAndReturnNeverHandOneChunkToTwoThreads) {
@@ -160,7 +164,7 @@ TEST(PoolConcurrency, TakeAndReturnNeverHandOneChunkToTwoThreads) {
           doubles.fetch_add(1, std::memory_order_relaxed);
         }
         h.fetch_sub(1, std::memory_order_relaxed);
-        sut.return_chunk(c);
+        sut.release_own(c);
       }
     });
   }
@@ -176,7 +180,7 @@ TEST(PoolConcurrency, TakeAndReturnNeverHandOneChunkToTwoThreads) {
   }
   EXPECT_EQ(all.size(), kSmallCount);
   for (auto* c : all) {
-    sut.return_chunk(c);
+    sut.release_own(c);
   }
 }
 

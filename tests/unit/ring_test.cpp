@@ -208,8 +208,8 @@ TEST(Ring, CarriesChunkReferencesThatResolveToTheSameChunk) {
 
   EXPECT_EQ(first, a);
   EXPECT_EQ(second, b);
-  sut.return_chunk(a);
-  sut.return_chunk(b);
+  sut.release_own(a);
+  sut.release_own(b);
 }
 
 // TODO: enable once the ring can step past an entry whose producer claimed its

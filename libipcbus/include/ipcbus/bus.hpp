@@ -149,9 +149,11 @@ class Sample {
 
  private:
   friend class Listener;
-  Sample(detail::BusCore* core, detail::ChunkHeader* chunk) : core_(core), chunk_(chunk) {}
+  Sample(detail::BusCore* core, detail::ChunkHeader* chunk, std::uint64_t holder)
+      : core_(core), chunk_(chunk), holder_(holder) {}
   detail::BusCore* core_ = nullptr;
   detail::ChunkHeader* chunk_ = nullptr;
+  std::uint64_t holder_ = 0;  // the listener's bit in the chunk's holders word
 };
 
 // A chunk lent to a publisher for writing a payload in place (zero copy).
@@ -332,8 +334,25 @@ struct ProcessInfo {
   std::uint32_t index = 0;
   std::int32_t pid = 0;
   std::uint64_t start_time = 0;  // from /proc/PID/stat, clock ticks since boot
+  // alive: the kernel still holds the entry's lock for its owner (see
+  // docs/failure-model.md); reclaiming: a dead owner being cleaned up after.
   bool alive = false;
-  std::uint32_t listeners = 0;
+  bool reclaiming = false;
+  bool same_pid_namespace = true;  // pid means this pid to us
+  std::uint32_t listeners = 0;     // listener slots it owns
+  std::uint32_t publishers = 0;    // publisher slots it owns
+  std::uint32_t chunks = 0;        // chunks it holds as taker (loans, publishes under way)
+};
+// What crash cleanup brought back, over the life of the bus (BusInfo) or in
+// one pass (Bus::reclaim_dead).
+struct CleanupReport {
+  std::uint64_t processes = 0;   // dead processes cleaned up after
+  std::uint64_t listeners = 0;   // their listener slots closed and freed
+  std::uint64_t publishers = 0;  // their publisher slots freed
+  std::uint64_t chunks = 0;      // chunk references dropped for them
+  std::uint64_t repaired = 0;    // ring positions repaired
+  std::uint64_t swept = 0;       // free chunks put back in the pool's bitmap
+  std::uint64_t last_ns = 0;     // the last reclaim: from death seen to done
 };
 struct BusInfo {
   std::string name;
@@ -350,6 +369,8 @@ struct BusInfo {
   std::vector<PublisherInfo> publishers;  // live publishers
   std::vector<ErrorLogEntry> errors;      // the error log, oldest first
   std::uint64_t errors_dropped = 0;       // records that found the error log full
+  std::int32_t agent_pid = 0;             // the agent holding the bus's agent lock, 0 if none
+  CleanupReport cleanup;                  // crash cleanup so far
 };
 
 // How to open a bus.
@@ -388,6 +409,20 @@ class Bus {
   const std::string& name() const;
   const Config& config() const;  // what the segment says
   BusInfo inspect() const;
+
+  // reclaim_dead cleans up after every process of the bus that died without
+  // detaching: its listeners (closed, rings drained, samples it held
+  // returned, subscriptions removed), its loans and half-done publishes, its
+  // publisher slots, and its process entry. The agent calls it; any process
+  // may, and several at once are safe (each dead entry gets one reclaimer,
+  // chosen by a kernel lock). See docs/failure-model.md.
+  CleanupReport reclaim_dead();
+
+  // check verifies the bus's invariants and returns one line per violation
+  // (empty: consistent): every chunk free or held by live holders, the pool
+  // bitmap agreeing, no listener or publisher owned by a dead process, free
+  // slots clean, trie counts consistent. `ipcbus doctor` prints them.
+  std::vector<std::string> check() const;
 
   // record_error adds to the bus's deduplicated error log: an entry with the
   // same kind and message gets its count and last time updated. Slow path:

@@ -25,13 +25,13 @@ struct Config {
   // Chunk pools by size class, smallest first. A payload goes to the smallest
   // class it fits; the largest class bounds the payload size.
   std::vector<PoolClass> pools = {{256, 8192}, {4096, 1024}, {65536, 128}, {1U << 20, 16}};
-  std::uint32_t max_listeners = 64;     // listener slots (at most 4096)
+  std::uint32_t max_listeners = 48;     // listener slots (at most 48: see docs/architecture.md)
   std::uint32_t ring_capacity = 1024;   // ring entries allocated per listener, power of 2
   std::uint32_t trie_nodes = 8192;      // topic trie nodes (one per filter level)
   std::uint32_t subscriptions = 8192;   // subscription records (listener x filter)
   std::uint32_t max_topic_bytes = 256;  // longest topic name or filter
   std::uint32_t max_level_bytes = 64;   // longest level of a filter (topics are not bound)
-  std::uint32_t max_processes = 128;    // process entries
+  std::uint32_t max_processes = 128;    // process entries (at most 65000)
   std::uint32_t max_publishers = 256;   // publisher counters shown by tools
   std::uint32_t mode = 0600;            // permission bits of the segment (owner-only)
   // Group that owns the segment, so that its members can share the bus when
