@@ -9,22 +9,33 @@
 // gracefully; SIGHUP re-reads the [agent] table of the configuration file
 // (log level, interval). Logs go to stderr, which the journal collects.
 //
-// TODO: reclaim what crashed processes held and prune the trie after them;
-// the crash cleanup issue builds that on this loop.
+// Crash cleanup: it watches every attached process through a pidfd (a
+// kernel handle that becomes readable when the process dies) and, on a
+// death or at every interval, calls Bus::reclaim_dead(), which gives back
+// what dead processes held (docs/failure-model.md). Entries of processes in
+// another pid namespace have no pidfd here and are found at the interval, by
+// their entry lock. One agent per bus: a second one refuses, or with
+// --standby waits and takes over when the first dies. It also reports when
+// the bus's name vanished from /dev/shm under live processes (RemoveIPC).
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "ipcbus/bus.hpp"
 #include "ipcbus/config_file.hpp"
@@ -141,6 +152,78 @@ void watch_drops(ipcbus::Bus& bus, std::uint64_t threshold,
   last_drops = std::move(now);
 }
 
+// Pidfds of the attached processes in our pid namespace, by pid.
+class DeathWatch {
+ public:
+  ~DeathWatch() {
+    for (const auto& [pid, fd] : fds_) {
+      close(fd);
+    }
+  }
+  // Follow the processes `info` lists; forget those it no longer does.
+  void update(const ipcbus::BusInfo& info) {
+    std::set<std::int32_t> want;
+    for (const auto& p : info.processes) {
+      if (p.alive && p.same_pid_namespace && p.pid > 0 && p.pid != getpid()) {
+        want.insert(p.pid);
+      }
+    }
+    for (auto it = fds_.begin(); it != fds_.end();) {
+      if (want.count(it->first) == 0) {
+        close(it->second);
+        it = fds_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (std::int32_t pid : want) {
+      if (fds_.count(pid) == 0) {
+        const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+        if (fd >= 0) {
+          fds_[pid] = fd;
+        }
+      }
+    }
+  }
+  // Wait up to `timeout` for one of them to die; true if one did.
+  bool wait(std::chrono::milliseconds timeout) {
+    std::vector<pollfd> p;
+    for (const auto& [pid, fd] : fds_) {
+      p.push_back({fd, POLLIN, 0});
+    }
+    if (poll(p.data(), p.size(), static_cast<int>(timeout.count())) <= 0) {
+      return false;
+    }
+    // A pidfd stays readable once its process is gone: forget those that
+    // fired, so that the next wait does not return at once.
+    for (const pollfd& q : p) {
+      if (q.revents != 0) {
+        for (auto it = fds_.begin(); it != fds_.end(); ++it) {
+          if (it->second == q.fd) {
+            close(q.fd);
+            fds_.erase(it);
+            break;
+          }
+        }
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::map<std::int32_t, int> fds_;
+};
+
+void reclaim(spdlog::logger& log, ipcbus::Bus& bus) {
+  const ipcbus::CleanupReport r = bus.reclaim_dead();
+  if (r.processes != 0) {
+    log.warn(
+        "cleaned up after {} dead process(es): {} listener(s), {} publisher(s), {} chunk "
+        "reference(s), {} ring position(s) repaired; last took {} us",
+        r.processes, r.listeners, r.publishers, r.chunks, r.repaired, r.last_ns / 1000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,6 +244,12 @@ int main(int argc, char** argv) {
   app.add_option("--drop-threshold", drop_threshold,
                  "drops per listener between two looks that go into the error log")
       ->check(CLI::Range(1, 1000000000));
+  bool once = false;
+  app.add_flag("--once", once,
+               "clean up after dead processes once, print what came back, and exit");
+  bool standby = false;
+  app.add_flag("--standby", standby,
+               "if another agent serves the bus, wait and take over when it stops");
   CLI11_PARSE(app, argc, argv);
 
   auto log = spdlog::stderr_color_mt("ipcbus");  // the library logs through it too
@@ -207,11 +296,38 @@ int main(int argc, char** argv) {
                ipcbus::errc_name(bus.error().code));
     return 1;
   }
+  if (auto role = bus->take_agent_role(); !role) {
+    if (!standby) {
+      log->error("{}; stop it first, or run this one with --standby", role.error().message);
+      return 1;
+    }
+    log->info("{}; standing by", role.error().message);
+    while (!bus->take_agent_role()) {
+      if (g_signal.load(std::memory_order_relaxed) != 0) {
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    log->info("took over as the agent of bus={}", name);
+  }
+  if (once) {
+    const ipcbus::CleanupReport r = bus->reclaim_dead();
+    std::printf(
+        "processes %llu listeners %llu publishers %llu chunks %llu repaired %llu swept %llu\n",
+        static_cast<unsigned long long>(r.processes), static_cast<unsigned long long>(r.listeners),
+        static_cast<unsigned long long>(r.publishers), static_cast<unsigned long long>(r.chunks),
+        static_cast<unsigned long long>(r.repaired), static_cast<unsigned long long>(r.swept));
+    return 0;
+  }
   report_config(*log, *bus);
+  reclaim(*log, *bus);  // what the previous agent (or nobody) left
   notify_systemd("READY=1\nSTATUS=watching bus " + name);
 
   std::map<std::uint32_t, Seen> seen;
   std::map<std::uint64_t, std::uint64_t> last_drops;
+  DeathWatch deaths;
+  bool unlinked_reported = false;
+  auto next_look = std::chrono::steady_clock::now();
   // relaxed, for the flags: set by this thread's signal handlers.
   while (g_signal.load(std::memory_order_relaxed) == 0) {
     if (g_reload.exchange(false, std::memory_order_relaxed)) {
@@ -223,10 +339,30 @@ int main(int argc, char** argv) {
       }
       notify_systemd("READY=1");
     }
-    watch_processes(*log, *bus, seen);
-    watch_drops(*bus, drop_threshold, last_drops);
     const double seconds = interval > 0 ? interval : file.agent.interval_ms / 1000.0;
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_look) {
+      watch_processes(*log, *bus, seen);
+      watch_drops(*bus, drop_threshold, last_drops);
+      reclaim(*log, *bus);
+      deaths.update(bus->inspect());
+      const bool linked = bus->name_linked();
+      if (!linked && !unlinked_reported) {
+        const std::string what = "the segment's name /dev/shm/ipcbus." + name +
+                                 " vanished while processes still use the bus (RemoveIPC?)";
+        log->error("{}; new processes will create a separate bus. See docs/failure-model.md", what);
+        bus->record_error("segment-unlinked", what);
+      }
+      unlinked_reported = !linked;
+      next_look = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(seconds));
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next_look - std::chrono::steady_clock::now());
+    if (deaths.wait(std::max(std::chrono::milliseconds(1), left))) {
+      reclaim(*log, *bus);  // a pidfd fired: a process died just now
+      deaths.update(bus->inspect());
+    }
   }
   notify_systemd("STOPPING=1");
   log->info("agent stopping bus={} signal={}", name, strsignal(g_signal.load()));

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -391,6 +392,34 @@ CleanupReport Bus::reclaim_dead() {
 
 std::vector<std::string> Bus::check() const {
   return core_->check();
+}
+
+Result<void> Bus::take_agent_role() {
+  detail::SegmentHeader& h = core_->header();
+  if (core_->fd() < 0 || !detail::lock_byte(core_->fd(), detail::lock_base(h) + h.max_processes)) {
+    // relaxed: the pid is for the message only.
+    return Error{Errc::kAlreadyExists,
+                 "another agent (pid " +
+                     std::to_string(h.agent_pid.load(std::memory_order_relaxed)) +
+                     ") is already serving bus '" + core_->name() + "'"};
+  }
+  // relaxed, both: for messages and tools; the lock is the role.
+  h.agent_pid.store(getpid(), std::memory_order_relaxed);
+  h.agent_epoch.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+bool Bus::name_linked() const {
+  auto shm = detail::shm_name(core_->name());
+  struct stat mine {};
+  struct stat named {};
+  if (!shm || core_->fd() < 0 || fstat(core_->fd(), &mine) != 0) {
+    return true;  // cannot tell
+  }
+  if (stat(("/dev/shm/" + *shm).c_str(), &named) != 0) {
+    return false;
+  }
+  return named.st_ino == mine.st_ino && named.st_dev == mine.st_dev;
 }
 
 BusInfo Bus::inspect() const {

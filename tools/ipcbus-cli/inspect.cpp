@@ -61,15 +61,19 @@ void print_processes(const BusInfo& info, Format format) {
   for (const ProcessInfo& p : info.processes) {
     Json row = process_record(p, self);
     if (format == Format::kTable) {
-      row["note"] = p.pid == self ? "this ipcbus ls" : "";
+      row["note"] = p.pid == self           ? "this ipcbus ls"
+                    : !p.same_pid_namespace ? "other pid namespace"
+                                            : "";
     }
     rows.push_back(std::move(row));
   }
   print_records(std::cout, format, rows,
                 {{"INDEX", "index"},
                  {"PID", "pid"},
-                 {"ALIVE", "alive"},
+                 {"STATE", "state"},
                  {"LISTENERS", "listeners"},
+                 {"PUBLISHERS", "publishers"},
+                 {"CHUNKS", "chunks"},
                  {"NOTE", "note"}},
                 process_record(ProcessInfo{}, self));
 }

@@ -35,6 +35,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_advise_command(app));
   commands.push_back(add_create_command(app));
   commands.push_back(add_destroy_command(app));
+  commands.push_back(add_doctor_command(app));
 
   try {
     app.parse(argc, argv);

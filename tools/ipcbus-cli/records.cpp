@@ -60,9 +60,17 @@ Json listener_record(const ListenerInfo& l, bool detail) {
 }
 
 Json process_record(const ProcessInfo& p, std::int32_t self_pid) {
-  return Json{{"index", p.index},           {"pid", p.pid},
-              {"start_time", p.start_time}, {"alive", p.alive},
-              {"listeners", p.listeners},   {"self", p.pid == self_pid}};
+  const char* state = p.reclaiming ? "reclaiming" : p.alive ? "alive" : "dead";
+  return Json{{"index", p.index},
+              {"pid", p.pid},
+              {"start_time", p.start_time},
+              {"alive", p.alive},
+              {"state", state},
+              {"same_pid_namespace", p.same_pid_namespace},
+              {"listeners", p.listeners},
+              {"publishers", p.publishers},
+              {"chunks", p.chunks},
+              {"self", p.pid == self_pid}};
 }
 
 Json pool_record(const PoolInfo& p) {

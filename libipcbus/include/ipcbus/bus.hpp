@@ -424,6 +424,17 @@ class Bus {
   // slots clean, trie counts consistent. `ipcbus doctor` prints them.
   std::vector<std::string> check() const;
 
+  // take_agent_role makes this handle the bus's agent. At most one process
+  // holds the role at a time: a kernel lock on the segment's file that dies
+  // with its holder, so a killed agent's successor can take over at once.
+  // kAlreadyExists names the pid of the agent that holds it.
+  Result<void> take_agent_role();
+
+  // name_linked is false when the bus's name in /dev/shm is gone or names
+  // another segment while this handle still maps the old one (systemd-logind
+  // RemoveIPC at logout, a manual rm): new processes would not find us.
+  bool name_linked() const;
+
   // record_error adds to the bus's deduplicated error log: an entry with the
   // same kind and message gets its count and last time updated. Slow path:
   // never call it from a publish or receive loop. Text is cut to fit.
