@@ -253,6 +253,7 @@ struct PoolRun {
   std::vector<Sample>& samples;
   PoolModel model;
   std::uint32_t loans_made = 0;
+  bool saw_exhausted = false;  // a loan or a publish found its class empty
 
   void loan(std::size_t size) {
     const auto k = model_class(size);
@@ -263,6 +264,7 @@ struct PoolRun {
       return;
     }
     if (model.free(*k) == 0) {
+      saw_exhausted = true;
       RC_ASSERT(!got.has_value());
       RC_ASSERT(got.error().code == Errc::kPoolExhausted);
       return;
@@ -329,6 +331,7 @@ struct PoolRun {
       want.status = PublishStatus::kNoListeners;  // no chunk is needed for nobody
       want.sequence = ++model.sequence;
     } else if (model.free(*k) == 0) {
+      saw_exhausted = true;
       want.status = PublishStatus::kPoolExhausted;
     } else {
       want = model.deliver(route, *k, topic, payload);
@@ -459,6 +462,8 @@ TEST(PoolProperty, FreeChunksAreThoseNobodyHolds) {
     for (const PoolOp& op : ops) {
       run.apply(op);
     }
+
+    RC_CLASSIFY(run.saw_exhausted, "exhausted");
 
     if (close_at_end) {
       // Closing a listener releases what its ring still holds; Samples and

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -55,7 +56,8 @@ namespace ipcbus::prop {
 // check_property runs `property` (a callable taking no argument that draws
 // its inputs with *gen) `runs` times as the current GoogleTest, unless
 // RC_PARAMS names max_success, and fails the test with RapidCheck's report
-// (the shrunk counterexample and how to reproduce it).
+// (the shrunk counterexample and how to reproduce it). On success it prints
+// the distribution of what the property classified, if anything.
 template <class Property>
 void check_property(int runs, Property&& property) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -68,10 +70,15 @@ void check_property(int runs, Property&& property) {
     params.maxSuccess = runs;
   }
   const auto result = rc::detail::checkTestable(std::forward<Property>(property), metadata, params);
+  std::ostringstream report;
+  rc::detail::printResultMessage(result, report);
   if (!result.template is<rc::detail::SuccessResult>()) {
-    std::ostringstream report;
-    rc::detail::printResultMessage(result, report);
     FAIL() << report.str();
+  }
+  // The share of runs that reached each case the property classifies, so a
+  // log shows that the cases that matter were reached.
+  if (!result.template get<rc::detail::SuccessResult>().distribution.empty()) {
+    std::cout << report.str();
   }
 }
 

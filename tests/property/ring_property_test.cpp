@@ -147,12 +147,14 @@ struct RingRun {
   std::vector<Listener>& listeners;
   std::vector<RingModel> models;
   std::uint64_t published = 0;
+  bool saw_overflow = false;  // a publish found an active listener's ring full
 
   void publish() {
     const std::uint64_t sequence = ++published;
     bool timed_out = false;
     std::uint32_t delivered = 0;
     for (RingModel& m : models) {
+      saw_overflow = saw_overflow || (!m.paused && m.queue.size() >= m.capacity);
       delivered += m.offer(sequence, &timed_out) ? 1 : 0;
     }
 
@@ -261,6 +263,8 @@ TEST(RingProperty, EachListenerBehavesAsABoundedFifoWithItsPolicy) {
     for (const RingOp& op : ops) {
       run.apply(op);
     }
+
+    RC_CLASSIFY(run.saw_overflow, "overflow");
 
     // Everything still queued comes out in order, then every chunk is free.
     for (std::size_t l = 0; l < listeners.size(); ++l) {
