@@ -1,8 +1,8 @@
 // pool_property_test.cpp: chunk pools against a model of who holds what.
 //
 // A tiny bus (two size classes of three and two chunks, rings of at most
-// four) with two listeners whose filters overlap. Random loans, loan drops,
-// publishes of loans and of copies, receives, sample releases, pauses and
+// four) with two listeners whose filters overlap. Random loans, loan drops
+// and shrinks, publishes of loans and of copies, receives, sample releases, pauses and
 // resumes run on the bus and on the model. The model counts the chunks in
 // use per class: one per outstanding loan, and one per event still held by
 // a ring entry or a Sample, however many of them share it. After every step
@@ -152,6 +152,7 @@ struct PoolModel {
 enum class PoolOpKind {
   kLoan,
   kDropLoan,
+  kShrinkLoan,
   kPublishLoan,
   kPublishCopy,
   kReceive,
@@ -162,7 +163,7 @@ enum class PoolOpKind {
 
 struct PoolOp {
   PoolOpKind kind = PoolOpKind::kLoan;
-  std::size_t size = 0;  // kLoan, kPublishCopy
+  std::size_t size = 0;  // kLoan, kShrinkLoan, kPublishCopy
   int topic = 0;         // kPublishLoan, kPublishCopy: index into kTopics
   int pick = 0;          // which loan, sample or listener
 };
@@ -173,6 +174,8 @@ std::ostream& operator<<(std::ostream& os, const PoolOp& op) {
       return os << "loan(" << op.size << ")";
     case PoolOpKind::kDropLoan:
       return os << "drop_loan(#" << op.pick << ")";
+    case PoolOpKind::kShrinkLoan:
+      return os << "shrink_loan(#" << op.pick << ", " << op.size << ")";
     case PoolOpKind::kPublishLoan:
       return os << "publish_loan(#" << op.pick << ", " << kTopics[op.topic] << ")";
     case PoolOpKind::kPublishCopy:
@@ -204,6 +207,11 @@ rc::Gen<PoolOp> gen_pool_op() {
                          return PoolOp{PoolOpKind::kLoan, s, 0, 0};
                        })},
       {1, with_pick(PoolOpKind::kDropLoan, pick)},
+      {1, rc::gen::apply(
+              [](int p, std::size_t s) {
+                return PoolOp{PoolOpKind::kShrinkLoan, s, 0, p};
+              },
+              pick, size)},
       {3, rc::gen::apply(
               [](int p, int t) {
                 return PoolOp{PoolOpKind::kPublishLoan, 0, t, p};
@@ -286,6 +294,21 @@ struct PoolRun {
     RC_ASSERT(text_of(loans[i].data()) == model.loans[i].payload);
     loans.erase(loans.begin() + static_cast<std::ptrdiff_t>(i));
     model.loans.erase(model.loans.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+
+  // shrink sets the payload length, never above what was loaned.
+  void shrink_loan(int pick, std::size_t size) {
+    if (loans.empty()) {
+      return;
+    }
+    const std::size_t i = static_cast<std::size_t>(pick) % loans.size();
+    std::string& payload = model.loans[i].payload;
+    payload.resize(std::min(size, payload.size()));
+
+    loans[i].shrink(size);
+
+    RC_ASSERT(loans[i].size() == payload.size());
+    RC_ASSERT(text_of(loans[i].data()) == payload);
   }
 
   void expect(const PublishResult& r, const PublishResult& want) {
@@ -405,6 +428,9 @@ struct PoolRun {
       case PoolOpKind::kDropLoan:
         drop_loan(op.pick);
         break;
+      case PoolOpKind::kShrinkLoan:
+        shrink_loan(op.pick, op.size);
+        break;
       case PoolOpKind::kPublishLoan:
         publish_loan(op.pick, op.topic);
         break;
@@ -431,9 +457,9 @@ struct PoolRun {
 // Free chunks per class are exactly those nobody holds, exhaustion comes
 // exactly when the model's class is empty, and every chunk comes back.
 TEST(PoolProperty, FreeChunksAreThoseNobodyHolds) {
-  check_property(300, [] {
+  check_property(800, [] {
     const auto rings = *rc::gen::container<std::vector<RingChoice>>(kListeners, gen_ring_choice());
-    const auto ops = *rc::gen::container<std::vector<PoolOp>>(gen_pool_op());
+    const auto ops = *rc::gen::scale(2.0, rc::gen::container<std::vector<PoolOp>>(gen_pool_op()));
     const bool close_at_end = *rc::gen::arbitrary<bool>();
 
     Config config = prop::small_config();

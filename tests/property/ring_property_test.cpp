@@ -1,10 +1,10 @@
 // ring_property_test.cpp: listener rings against a bounded FIFO model.
 //
 // One to three listeners share a topic, each with a random overflow policy
-// (block with a zero or short block timeout, drop-newest, drop-oldest) and
-// a small capacity. Random interleavings of publish, receive, pause and
-// resume run on the bus and on the model: per listener, a FIFO of sequence
-// numbers bounded by the effective capacity that, when full, refuses the
+// (block, drop-newest, drop-oldest) and a small capacity; two publishers
+// with a zero or short block timeout each. Random interleavings of publish,
+// receive, pause and resume run on the bus and on the model: per listener, a
+// FIFO of events bounded by the effective capacity that, when full, refuses the
 // new event (drop-newest, block past its timeout) or forgets its oldest
 // (drop-oldest), and that a paused listener neither fills nor empties.
 // After every step each listener's counters, fill level and state, and each
@@ -55,20 +55,28 @@ std::uint32_t model_capacity(std::uint32_t option) {
   return option == 0 ? kAllocated : std::min(std::bit_ceil(option), kAllocated);
 }
 
-std::string payload_of(std::uint64_t sequence) {
-  return "e" + std::to_string(sequence);
+constexpr int kPublishers = 2;
+
+// An event: which publisher sent it and its sequence number there.
+struct Event {
+  int publisher = 0;
+  std::uint64_t sequence = 0;
+};
+
+std::string payload_of(const Event& e) {
+  return "P" + std::to_string(e.publisher) + " e" + std::to_string(e.sequence);
 }
 
 struct RingModel {
   Overflow overflow;
   std::uint32_t capacity;
-  std::deque<std::uint64_t> queue;  // sequence numbers, oldest first
+  std::deque<Event> queue;  // oldest first
   bool paused = false;
   ListenerCounters counters;  // received, delivered and the drops, as expected
 
-  // offer is one publish of `sequence` reaching this listener; it tells
+  // offer is one publish of `event` reaching this listener; it tells
   // whether the ring took it and sets `timed_out` for a full block ring.
-  bool offer(std::uint64_t sequence, bool* timed_out) {
+  bool offer(const Event& event, bool* timed_out) {
     if (paused) {
       return false;
     }
@@ -87,7 +95,7 @@ struct RingModel {
           break;
       }
     }
-    queue.push_back(sequence);
+    queue.push_back(event);
     ++counters.delivered;
     return true;
   }
@@ -99,32 +107,32 @@ enum class RingOpKind { kPublish, kReceive, kPause, kResume };
 
 struct RingOp {
   RingOpKind kind = RingOpKind::kPublish;
-  int listener = 0;  // unused by kPublish
+  int who = 0;  // the publisher for kPublish, else the listener
 };
 
 std::ostream& operator<<(std::ostream& os, const RingOp& op) {
   switch (op.kind) {
     case RingOpKind::kPublish:
-      return os << "publish";
+      return os << "publish(P" << op.who << ")";
     case RingOpKind::kReceive:
-      return os << "receive(L" << op.listener << ")";
+      return os << "receive(L" << op.who << ")";
     case RingOpKind::kPause:
-      return os << "pause(L" << op.listener << ")";
+      return os << "pause(L" << op.who << ")";
     case RingOpKind::kResume:
-      return os << "resume(L" << op.listener << ")";
+      return os << "resume(L" << op.who << ")";
   }
   return os;
 }
 
 rc::Gen<RingOp> gen_ring_op(int listeners) {
-  const auto on = [listeners](RingOpKind kind) {
-    return rc::gen::map(rc::gen::inRange(0, listeners), [kind](int l) { return RingOp{kind, l}; });
+  const auto on = [](RingOpKind kind, int count) {
+    return rc::gen::map(rc::gen::inRange(0, count), [kind](int i) { return RingOp{kind, i}; });
   };
   return rc::gen::weightedOneOf<RingOp>({
-      {5, rc::gen::just(RingOp{RingOpKind::kPublish, 0})},
-      {4, on(RingOpKind::kReceive)},
-      {1, on(RingOpKind::kPause)},
-      {1, on(RingOpKind::kResume)},
+      {5, on(RingOpKind::kPublish, kPublishers)},
+      {4, on(RingOpKind::kReceive, listeners)},
+      {1, on(RingOpKind::kPause, listeners)},
+      {1, on(RingOpKind::kResume, listeners)},
   });
 }
 
@@ -143,25 +151,25 @@ rc::Gen<RingSpec> gen_spec() {
 // --- the system under test, step by step -------------------------------------------
 
 struct RingRun {
-  Publisher& publisher;
+  std::vector<Publisher>& publishers;
   std::vector<Listener>& listeners;
   std::vector<RingModel> models;
-  std::uint64_t published = 0;
+  std::vector<std::uint64_t> published = std::vector<std::uint64_t>(kPublishers);
   bool saw_overflow = false;  // a publish found an active listener's ring full
 
-  void publish() {
-    const std::uint64_t sequence = ++published;
+  void publish(int p) {
+    const Event event{p, ++published[p]};
     bool timed_out = false;
     std::uint32_t delivered = 0;
     for (RingModel& m : models) {
       saw_overflow = saw_overflow || (!m.paused && m.queue.size() >= m.capacity);
-      delivered += m.offer(sequence, &timed_out) ? 1 : 0;
+      delivered += m.offer(event, &timed_out) ? 1 : 0;
     }
 
-    const PublishResult r = publisher.publish(kTopic, payload_of(sequence));
+    const PublishResult r = publishers[p].publish(kTopic, payload_of(event));
 
     RC_ASSERT(r.status == (timed_out ? PublishStatus::kTimedOut : PublishStatus::kOk));
-    RC_ASSERT(r.sequence == sequence);
+    RC_ASSERT(r.sequence == event.sequence);
     RC_ASSERT(r.delivered == delivered);
     RC_ASSERT(r.skipped == models.size() - delivered);
   }
@@ -174,8 +182,10 @@ struct RingRun {
       return;
     }
     RC_ASSERT(sample.has_value());
-    RC_ASSERT(sample->sequence() == m.queue.front());
-    RC_ASSERT(sample->payload_text() == payload_of(m.queue.front()));
+    const Event& want = m.queue.front();
+    RC_ASSERT(sample->publisher_id() == publishers[want.publisher].id());
+    RC_ASSERT(sample->sequence() == want.sequence);
+    RC_ASSERT(sample->payload_text() == payload_of(want));
     RC_ASSERT(sample->topic() == kTopic);
     m.queue.pop_front();
     ++m.counters.received;
@@ -210,16 +220,16 @@ struct RingRun {
   void apply(const RingOp& op) {
     switch (op.kind) {
       case RingOpKind::kPublish:
-        publish();
+        publish(op.who);
         break;
       case RingOpKind::kReceive:
-        receive(op.listener);
+        receive(op.who);
         break;
       case RingOpKind::kPause:
-        pause(op.listener);
+        pause(op.who);
         break;
       case RingOpKind::kResume:
-        resume(op.listener);
+        resume(op.who);
         break;
     }
     for (std::size_t l = 0; l < models.size(); ++l) {
@@ -231,23 +241,28 @@ struct RingRun {
 // What each listener receives, drops and counts equals its bounded FIFO
 // model under every policy, through pauses and resumes.
 TEST(RingProperty, EachListenerBehavesAsABoundedFifoWithItsPolicy) {
-  check_property(300, [] {
+  check_property(1000, [] {
     const auto specs = *rc::gen::mapcat(rc::gen::inRange(1, 4), [](int n) {
       return rc::gen::container<std::vector<RingSpec>>(static_cast<std::size_t>(n), gen_spec());
     });
-    const auto block_timeout =
-        std::chrono::nanoseconds(*rc::gen::element<std::int64_t>(0, 0, 20000));
-    const auto ops =
-        *rc::gen::container<std::vector<RingOp>>(gen_ring_op(static_cast<int>(specs.size())));
+    // Zero or short: nobody drains while a publisher waits, so a full block
+    // ring times out either way; the short one goes through the wait loop.
+    const auto block_timeouts = *rc::gen::container<std::vector<std::int64_t>>(
+        kPublishers, rc::gen::element<std::int64_t>(0, 0, 20000));
+    const auto ops = *rc::gen::scale(
+        2.0, rc::gen::container<std::vector<RingOp>>(gen_ring_op(static_cast<int>(specs.size()))));
 
     Config config = prop::small_config();
     config.ring_capacity = kAllocated;
     config.pools = {{64, 32}};  // more than every ring can hold at once: no exhaustion here
     ScratchBus scratch(config);
-    Publisher publisher = scratch.bus().publisher();
-    publisher.set_block_timeout(block_timeout);
+    std::vector<Publisher> publishers;
+    for (int p = 0; p < kPublishers; ++p) {
+      publishers.push_back(scratch.bus().publisher());
+      publishers.back().set_block_timeout(std::chrono::nanoseconds(block_timeouts[p]));
+    }
     std::vector<Listener> listeners;
-    RingRun run{publisher, listeners, {}, 0};
+    RingRun run{publishers, listeners, {}};
     for (const RingSpec& spec : specs) {
       ListenerOptions o;
       o.overflow = spec.overflow;

@@ -325,13 +325,13 @@ struct TrieRun {
 // The bus delivers to exactly the listeners the model names, once each, and
 // the trie's size follows the filters held, through any sequence of changes.
 TEST(TrieProperty, RoutingMatchesTheMqttModelAndTheTrieShrinksBack) {
-  check_property(150, [] {
+  check_property(800, [] {
     Config config = prop::small_config();
     // Small tries, so that subscribes also run out of nodes and records.
     config.trie_nodes = static_cast<std::uint32_t>(*rc::gen::inRange(2, 40));
     config.subscriptions = static_cast<std::uint32_t>(*rc::gen::inRange(1, 24));
     config.max_listeners = kListeners;
-    const auto ops = *rc::gen::container<std::vector<TrieOp>>(gen_trie_op());
+    const auto ops = *rc::gen::scale(2.0, rc::gen::container<std::vector<TrieOp>>(gen_trie_op()));
 
     ScratchBus scratch(config);
     TrieRun run{scratch.bus(),
@@ -386,7 +386,7 @@ TEST(TrieProperty, RoutingMatchesTheMqttModelAndTheTrieShrinksBack) {
 // same alphabet, so the routing property above tests the trie, not a shared
 // misreading of the rules.
 TEST(TrieProperty, FilterMatchesAgreesWithTheModel) {
-  check_property(2000, [] {
+  check_property(3000, [] {
     const std::string filter = *gen_filter();
     const std::string topic = *gen_topic();
     RC_ASSERT(check_topic_filter(filter).has_value());
