@@ -1,7 +1,8 @@
 // trie_property_test.cpp: topic routing against a naive MQTT matcher.
 //
 // Random subscribes, unsubscribes and listener re-opens over a small
-// alphabet of levels (with '+', '#', empty levels and a '$' level), mixed with
+// alphabet of levels (with '+', '#', empty levels, a '$' level and levels at
+// and past the bus's level limit), mixed with
 // publishes of random topics from two publishers. The model holds each
 // listener's filters as a set and answers "who receives this topic" by
 // matching every filter by the MQTT rules, one at a time. After every step
@@ -162,18 +163,29 @@ rc::Gen<std::vector<std::string>> gen_levels(int most, std::vector<std::string> 
   });
 }
 
+// Levels at and past the bus's max_level_bytes (16): filters may hold the
+// first and not the second; topic names may hold both, and four such levels
+// make a topic longer than max_topic_bytes (64).
+constexpr std::size_t kMaxLevelBytes = 16;
+constexpr std::size_t kMaxTopicBytes = 64;
+const std::string kLongestLevel = "level-of-16bytes";
+const std::string kTooLongLevel = "level-of-17-bytes";
+
 rc::Gen<std::string> gen_topic() {
-  return rc::gen::map(gen_levels(4, {"a", "b", "", "$s"}), join_levels);
+  return rc::gen::map(gen_levels(4, {"a", "b", "", "$s", kLongestLevel, kTooLongLevel}),
+                      join_levels);
 }
 
 rc::Gen<std::string> gen_filter() {
   return rc::gen::oneOf(
       rc::gen::just(std::string("#")),
-      rc::gen::map(gen_levels(3, {"a", "b", "", "$s", "+"}), join_levels),
-      rc::gen::map(gen_levels(3, {"a", "b", "", "$s", "+"}), [](std::vector<std::string> levels) {
-        levels.emplace_back("#");
-        return join_levels(levels);
-      }));
+      rc::gen::map(gen_levels(3, {"a", "b", "", "$s", "+", kLongestLevel, kTooLongLevel}),
+                   join_levels),
+      rc::gen::map(gen_levels(3, {"a", "b", "", "$s", "+", kLongestLevel, kTooLongLevel}),
+                   [](std::vector<std::string> levels) {
+                     levels.emplace_back("#");
+                     return join_levels(levels);
+                   }));
 }
 
 rc::Gen<TrieOp> gen_trie_op() {
@@ -221,6 +233,14 @@ struct TrieRun {
   bool saw_fanout = false;  // a publish reached two listeners or more
 
   void subscribe(int l, const std::string& filter) {
+    const std::vector<std::string> levels = split_levels(filter);
+    if (std::any_of(levels.begin(), levels.end(),
+                    [](const std::string& level) { return level.size() > kMaxLevelBytes; })) {
+      const auto refused = listeners[l].subscribe(filter);
+      RC_ASSERT(!refused);
+      RC_ASSERT(refused.error().code == Errc::kInvalidFilter);
+      return;
+    }
     const bool held = model.filters[l].count(filter) != 0;
     const bool full =
         !held && (root_nodes + model.prefixes().size() + model.missing_nodes(filter) > trie_nodes ||
@@ -261,6 +281,13 @@ struct TrieRun {
   }
 
   void publish(int p, const std::string& topic) {
+    if (topic.size() > kMaxTopicBytes) {
+      RC_ASSERT(publishers[p].publish(topic, "x").status == PublishStatus::kInvalidTopic);
+      for (Listener& l : listeners) {
+        RC_ASSERT(!l.try_receive().has_value());
+      }
+      return;
+    }
     const std::set<int> expected = model.receivers(topic);
     saw_fanout = saw_fanout || expected.size() >= 2;
     const std::string payload = "event " + std::to_string(++events);
@@ -331,6 +358,8 @@ TEST(TrieProperty, RoutingMatchesTheMqttModelAndTheTrieShrinksBack) {
     config.trie_nodes = static_cast<std::uint32_t>(*rc::gen::inRange(2, 40));
     config.subscriptions = static_cast<std::uint32_t>(*rc::gen::inRange(1, 24));
     config.max_listeners = kListeners;
+    config.max_level_bytes = kMaxLevelBytes;
+    config.max_topic_bytes = kMaxTopicBytes;
     const auto ops = *rc::gen::scale(2.0, rc::gen::container<std::vector<TrieOp>>(gen_trie_op()));
 
     ScratchBus scratch(config);
@@ -376,7 +405,9 @@ TEST(TrieProperty, RoutingMatchesTheMqttModelAndTheTrieShrinksBack) {
     RC_ASSERT(info.subscriptions_used == 0U);
     for (const std::string& t : topics) {
       for (int p = 0; p < kPublishers; ++p) {
-        RC_ASSERT(run.publishers[p].publish(t, "late").status == PublishStatus::kNoListeners);
+        RC_ASSERT(run.publishers[p].publish(t, "late").status ==
+                  (t.size() > kMaxTopicBytes ? PublishStatus::kInvalidTopic
+                                             : PublishStatus::kNoListeners));
       }
     }
   });
@@ -389,7 +420,7 @@ TEST(TrieProperty, FilterMatchesAgreesWithTheModel) {
   check_property(3000, [] {
     const std::string filter = *gen_filter();
     const std::string topic = *gen_topic();
-    RC_ASSERT(check_topic_filter(filter).has_value());
+    RC_ASSERT(check_topic_filter(filter).has_value());  // no bus: MQTT's own limits only
     RC_ASSERT(check_topic_name(topic).has_value());
     RC_ASSERT(filter_matches(filter, topic) == model_matches(filter, topic));
   });
