@@ -273,9 +273,13 @@ struct TrieRun {
     o.overflow = Overflow::kDropNewest;  // every listener is drained after each publish
     // The listener table is full: the new listener takes the slot the old
     // one frees, with a new generation that cached routes must not reach.
+    const std::uint32_t index = listeners[l].index();
+    const std::uint32_t generation = listeners[l].generation();
     listeners[l].close();
     auto fresh = bus.listen(o);
     RC_ASSERT(fresh.has_value());
+    RC_ASSERT(fresh->index() == index);
+    RC_ASSERT(fresh->generation() != generation);
     listeners[l] = std::move(fresh).value();
     model.filters[l].clear();
   }
