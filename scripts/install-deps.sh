@@ -12,6 +12,7 @@ packages=(
   libtomlplusplus-dev   # the TOML configuration file
   libncurses-dev        # the terminal UI of `ipcbus top`
   libgtest-dev libgmock-dev  # tests
+  librapidcheck-dev     # property-based tests against reference models (tests/property)
   libbenchmark-dev      # micro benchmarks
   libzmq3-dev iceoryx libiceoryx-posh-dev  # peers the benchmark measures us against
   gnuplot-nox           # the benchmark's PNG plots
