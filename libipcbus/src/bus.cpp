@@ -206,9 +206,12 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
     return;
   }
   std::uint64_t dropped = 0;
-  if (owner_dead) {
-    // The owner is gone: every reference of this slot, in its ring or as a
-    // sample it held, is dropped, by the slot's bit in every chunk.
+  // relaxed: the samples of this slot are this process's, counted here.
+  if (owner_dead || samples_out[index].load(std::memory_order_relaxed) == 0) {
+    // Every reference of this slot, in its ring or as a sample a dead owner
+    // held, is dropped, by the slot's bit in every chunk. A live owner does
+    // it too when it holds no sample: so the bits a dead producer or dropper
+    // left behind unresolved (reclaim.cpp) end with the slot.
     const std::uint64_t bit = 1ULL << index;
     for (std::uint32_t k = 0; k < pool_count_; ++k) {
       for (std::uint32_t j = 0; j < pools_[k].count; ++j) {

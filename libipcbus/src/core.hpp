@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crash.hpp"
 #include "ipcbus/bus.hpp"
 #include "layout.hpp"
 
@@ -120,6 +121,7 @@ class BusCore {
         const std::uint64_t bit = bits & (~bits + 1);
         // relaxed: as above; clearing the bit only keeps other takers away.
         const std::uint64_t old = bm[wi].fetch_and(~bit, std::memory_order_relaxed);
+        IPCBUS_CRASH_POINT("take");
         if ((old & bit) != 0) {
           ChunkHeader* c = chunk_at(p, wi * 64U + static_cast<std::uint32_t>(__builtin_ctzll(bit)));
           std::uint64_t expected = 0;
@@ -129,6 +131,7 @@ class BusCore {
           if (c->holders.compare_exchange_strong(expected, taker_, std::memory_order_acquire,
                                                  std::memory_order_relaxed)) {
             hint_[k].store(wi, std::memory_order_relaxed);
+            IPCBUS_CRASH_POINT("take");
             return c;
           }
           // A stale bit of a chunk in use: it stays clear.
@@ -149,8 +152,10 @@ class BusCore {
     // drop; acquire, on the last drop, orders every holder's use before the
     // chunk goes back to the pool. SYNC(pool) with take_chunk().
     const std::uint64_t old = c->holders.fetch_and(~mask, std::memory_order_acq_rel);
+    IPCBUS_CRASH_POINT("drop");
     if (old != 0 && (old & ~mask) == 0) {
       mark_free(c);
+      IPCBUS_CRASH_POINT("drop");
     }
   }
   // release_own drops this process's taker reference (an unpublished loan).
@@ -221,11 +226,13 @@ class BusCore {
         // relaxed: the CAS only hands out the position; the entry store
         // below is the publication.
         if (s.tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          IPCBUS_CRASH_POINT("push");
           // SYNC(ring-publish): release pairs with the acquire in try_pop():
           // the chunk's header, topic and payload are visible before the entry.
           e.store((static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + 1)) << 32) | ref,
                   std::memory_order_release);
           *position = pos;
+          IPCBUS_CRASH_POINT("push");
           return PushResult::kPushed;
         }
       } else if (diff < 0) {
@@ -259,11 +266,13 @@ class BusCore {
         // relaxed: the CAS hands out the position; w was read before it and
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          IPCBUS_CRASH_POINT("pop");
           // SYNC(ring-free): release pairs with the acquire in try_push(). The
           // value stays, so that crash cleanup can tell whose entry was read.
           e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 |
                       (w & 0xFFFFFFFFULL),
                   std::memory_order_release);
+          IPCBUS_CRASH_POINT("pop");
           const auto ref = static_cast<std::uint32_t>(w);
           if (ref == kSkip) {
             ++pos;
@@ -404,6 +413,13 @@ class BusCore {
   std::uint32_t pool_count_;
   std::uint32_t process_index_;
   std::uint64_t taker_;  // taker_word(process_index_)
+ public:
+  // Samples this process holds per listener slot: a close with none left
+  // may drop every bit of the slot, which also clears what a dead producer
+  // left ambiguous (see reclaim.cpp).
+  std::atomic<std::uint32_t> samples_out[kMaxListenerSlots]{};
+
+ private:
   int fd_ = -1;          // the segment's file, holding our OFD lock
   std::uint64_t pid_ns_ = 0;
   std::int32_t pid_;

@@ -12,8 +12,10 @@
 namespace ipcbus::detail {
 
 namespace {
+// $IPCBUS_CRASH_AT is "path[+path...]:k": the k-th pass over any of the
+// named paths kills the process.
 struct Target {
-  std::string path;
+  std::string paths;  // "+a+b+", for a search of "+name+"
   long at = 0;
 };
 const Target& target() {
@@ -23,7 +25,7 @@ const Target& target() {
     if (env != nullptr) {
       const char* colon = std::strrchr(env, ':');
       if (colon != nullptr) {
-        r.path.assign(env, colon);
+        r.paths = "+" + std::string(env, colon) + "+";
         r.at = std::strtol(colon + 1, nullptr, 10);
       }
     }
@@ -36,7 +38,7 @@ std::atomic<long> passes{0};
 
 void crash_point(const char* path) {
   const Target& t = target();
-  if (t.at <= 0 || t.path != path) {
+  if (t.at <= 0 || t.paths.find("+" + std::string(path) + "+") == std::string::npos) {
     return;
   }
   // relaxed: a count within this process; the kill needs no ordering.

@@ -1,10 +1,15 @@
 // crash.hpp: crash points for the crash-cleanup tests.
 //
 // In the test build of the library (target ipcbus_crash, compiled with
-// IPCBUS_CRASH_POINTS), IPCBUS_CRASH_POINT("path") counts how often the path
-// passed that point in this process; when $IPCBUS_CRASH_AT is "path:k" the
-// k-th pass kills the process with SIGKILL, as the OOM killer would. In every
-// other build the macro is nothing.
+// IPCBUS_CRASH_POINTS), IPCBUS_CRASH_POINT("path") counts the passes over
+// crash points of the paths named by $IPCBUS_CRASH_AT ("path[+path...]:k")
+// in this process, and the k-th pass kills the process with SIGKILL, as the
+// OOM killer would. A point sits between every two writes to shared memory
+// of its path. In every other build the macro is nothing.
+//
+// Paths: take, push, pop, drop (core.hpp: pool take, ring push and pop,
+// holder drop), publish, loan, receive, release, close, reclaim, subscribe,
+// unsubscribe.
 #pragma once
 
 #ifdef IPCBUS_CRASH_POINTS

@@ -95,6 +95,7 @@ std::optional<Sample> Listener::try_receive() {
   detail::BusCore& c = *core_;
   detail::ListenerSlot& s = c.slot(index_);
   const std::uint32_t ref = c.try_pop(index_);
+  IPCBUS_CRASH_POINT("receive");
   if (ref == detail::kNone) {
     if (adaptive_) {
       maybe_shrink();
@@ -117,6 +118,8 @@ std::optional<Sample> Listener::try_receive() {
     // relaxed: this listener is the only writer; tools read the buckets.
     bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
+  // relaxed: a count within this process, read by close() of this listener.
+  c.samples_out[index_].fetch_add(1, std::memory_order_relaxed);
   return Sample(&c, ch, 1ULL << index_);
 }
 
@@ -308,6 +311,8 @@ Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
     if (chunk_ != nullptr) {
       core_->release_chunk(chunk_, holder_);
+      // relaxed: see try_receive().
+      core_->samples_out[__builtin_ctzll(holder_)].fetch_sub(1, std::memory_order_relaxed);
     }
     core_ = other.core_;
     chunk_ = other.chunk_;
@@ -318,7 +323,11 @@ Sample& Sample::operator=(Sample&& other) noexcept {
 }
 Sample::~Sample() {
   if (chunk_ != nullptr) {
+    IPCBUS_CRASH_POINT("release");
     core_->release_chunk(chunk_, holder_);
+    IPCBUS_CRASH_POINT("release");
+    // relaxed: see try_receive().
+    core_->samples_out[__builtin_ctzll(holder_)].fetch_sub(1, std::memory_order_relaxed);
   }
 }
 std::string_view Sample::topic() const {

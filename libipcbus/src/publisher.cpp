@@ -118,6 +118,7 @@ class PublisherCore {
     PublisherSlot& j = *slot_;
     j.chunk.store(ch->self_ref, std::memory_order_relaxed);
     j.pending.store(mask, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("publish");
     j.active.store(++epoch_ * 2 - 1, std::memory_order_relaxed);
     // SYNC(fanout): the seq_cst fence pairs with the one in wait_fanouts():
     // either a closing listener sees us inside this fan-out with its bit
@@ -126,7 +127,9 @@ class PublisherCore {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: the chunk is private (only our taker reference) until the
     // ring's release store publishes it.
+    IPCBUS_CRASH_POINT("publish");
     ch->holders.store(c_.taker_bits() | mask, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("publish");
     std::uint64_t unreached = 0;
     std::uint64_t pending = mask;
     bool timed_out = false;
@@ -150,6 +153,7 @@ class PublisherCore {
       } else if (generation_of(w) == t.generation) {
         ++r.skipped;  // paused (or closing): not reached
       }
+      IPCBUS_CRASH_POINT("publish");
       if (!pushed) {
         unreached |= bit;
       }
@@ -157,9 +161,11 @@ class PublisherCore {
       // release: SYNC(fanout) with wait_fanouts()'s acquire: our work on
       // this ring is done before it sees the bit gone.
       j.pending.store(pending, std::memory_order_release);
+      IPCBUS_CRASH_POINT("publish");
     }
     // release: as above, for the whole fan-out.
     j.active.store(epoch_ * 2, std::memory_order_release);
+    IPCBUS_CRASH_POINT("publish");
     c_.release_chunk(ch, c_.taker_bits() | unreached);
     r.status = timed_out ? PublishStatus::kTimedOut : PublishStatus::kOk;
     return r;
@@ -187,6 +193,7 @@ class PublisherCore {
             // LIMIT: a publisher killed between this pop and this release
             // leaves the listener's bit set on `old` until the listener's
             // slot is reclaimed (crash cleanup cannot tell this pop apart).
+            IPCBUS_CRASH_POINT("publish");
             c_.release_chunk(c_.chunk(old), 1ULL << t.listener);
             // relaxed: a counter.
             s.dropped_oldest.fetch_add(1, std::memory_order_relaxed);
@@ -347,6 +354,7 @@ PublishResult Publisher::publish(std::string_view topic, std::span<const std::by
     r.status = PublishStatus::kPoolExhausted;
     return r;
   }
+  IPCBUS_CRASH_POINT("publish");
   ch->topic_len = static_cast<std::uint32_t>(topic.size());
   std::memcpy(c.chunk_topic(ch), topic.data(), topic.size());
   ch->payload_len = static_cast<std::uint32_t>(payload.size());
@@ -404,6 +412,7 @@ Result<Loan> Publisher::loan(std::size_t size) {
                                            std::to_string(c.header().pools[k].payload_bytes) +
                                            " bytes; every one is in use"};
   }
+  IPCBUS_CRASH_POINT("loan");
   ch->payload_len = static_cast<std::uint32_t>(size);
   return Loan(&c, ch);
 }
@@ -456,6 +465,7 @@ Loan& Loan::operator=(Loan&& other) noexcept {
 }
 Loan::~Loan() {
   if (chunk_ != nullptr) {
+    IPCBUS_CRASH_POINT("loan");
     core_->release_own(chunk_);
   }
 }

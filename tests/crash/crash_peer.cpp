@@ -1,0 +1,124 @@
+// crash_peer.cpp: the victim of the crash-point tests, linked to the
+// crash-point build of the library (ipcbus_crash), so that $IPCBUS_CRASH_AT
+// kills it at its k-th crash point (libipcbus/src/crash.hpp).
+//
+//   crash_peer publish BUS N     N copying publishes on c/e
+//   crash_peer loan BUS N        N loans: even ones published, odd ones dropped
+//   crash_peer receive BUS N     a listener on c/#; writes 'R' on fd 3 when
+//                                subscribed, then receives N events, holding
+//                                up to two samples at a time
+//   crash_peer subscribe BUS N   N subscribe / unsubscribe pairs of one listener
+//   crash_peer reclaim BUS       Bus::reclaim_dead() once (the agent's cleanup)
+//   crash_peer hold BUS          a listener on c/# and two loans, held until
+//                                killed (writes 'R' on fd 3 when ready)
+//
+// Prints "done" and exits 0 when it got to the end, that is when k was past
+// the path's last crash point.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <thread>
+
+#include "ipcbus/bus.hpp"
+
+namespace {
+
+ipcbus::Bus open_bus(const char* name) {
+  ipcbus::OpenOptions o;
+  o.name = name;
+  o.create = false;
+  auto bus = ipcbus::Bus::open(o);
+  if (!bus) {
+    std::fprintf(stderr, "crash_peer: %s\n", bus.error().message.c_str());
+    std::exit(2);
+  }
+  return std::move(bus).value();
+}
+
+void ready() {
+  const char r = 'R';
+  (void)!write(3, &r, 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  alarm(60);  // never outlive a test that lost track of us
+  if (argc < 3) {
+    return 2;
+  }
+  const std::string role = argv[1];
+  const int n = argc > 3 ? std::atoi(argv[3]) : 0;
+  ipcbus::Bus bus = open_bus(argv[2]);
+  if (role == "publish") {
+    ipcbus::Publisher pub = bus.publisher();
+    pub.set_block_timeout(std::chrono::milliseconds(10));
+    for (int i = 0; i < n; ++i) {
+      (void)pub.publish("c/e", std::to_string(i));
+    }
+  } else if (role == "loan") {
+    ipcbus::Publisher pub = bus.publisher();
+    for (int i = 0; i < n; ++i) {
+      auto loan = pub.loan(8);
+      if (!loan) {
+        return 2;
+      }
+      loan->data()[0] = std::byte{1};
+      if (i % 2 == 0) {
+        (void)pub.publish("c/e", std::move(*loan));
+      }
+    }
+  } else if (role == "receive") {
+    auto l = bus.listen({});
+    if (!l || !l->subscribe("c/#")) {
+      return 2;
+    }
+    ready();
+    std::deque<ipcbus::Sample> held;
+    for (int i = 0; i < n; ++i) {
+      auto s = l->receive_for(std::chrono::seconds(10));
+      if (!s) {
+        return 3;
+      }
+      held.push_back(std::move(*s));
+      if (held.size() > 2) {
+        held.pop_front();
+      }
+    }
+  } else if (role == "subscribe") {
+    auto l = bus.listen({});
+    if (!l) {
+      return 2;
+    }
+    for (int i = 0; i < n; ++i) {
+      const std::string f = "c/s" + std::to_string(i) + "/+/x";
+      if (!l->subscribe(f) || !l->unsubscribe(f)) {
+        return 2;
+      }
+    }
+  } else if (role == "reclaim") {
+    (void)bus.reclaim_dead();
+  } else if (role == "hold") {
+    auto l = bus.listen({});
+    if (!l || !l->subscribe("c/#")) {
+      return 2;
+    }
+    ipcbus::Publisher pub = bus.publisher();
+    auto a = pub.loan(8);
+    auto b = pub.loan(300);
+    (void)pub.publish("c/e", "held");
+    auto s = l->try_receive();
+    ready();
+    for (;;) {
+      pause();
+    }
+  } else {
+    return 2;
+  }
+  std::printf("done\n");
+  return 0;
+}
