@@ -562,8 +562,8 @@ std::uint32_t Matcher::match(std::string_view topic, RouteTarget* out, std::uint
     const std::uint64_t v1 = h.trie_version.load(std::memory_order_acquire);
     if ((v1 & 1) != 0) {
       // LIMIT: a writer that died mid-change leaves the version odd until
-      // the next writer closes it; until then publishers of uncached
-      // topics spin here (the crash cleanup issue adds repair by the agent).
+      // the next writer repairs the trie (repair_trie); until then
+      // publishers of uncached topics spin here.
       if (attempt > 64) {
         sched_yield();
       }
