@@ -344,6 +344,8 @@ class BusCore {
     return nodes_ + static_cast<std::uint64_t>(i) * header_->node_stride + sizeof(TrieNode);
   }
   SubRecord& sub(std::uint32_t i) const { return subs_[i]; }
+  // Word i of the edge table (i < edge_count), for repair_trie and tests.
+  std::atomic<std::uint64_t>& edge(std::uint32_t i) const { return edges_[i]; }
   // Lock-free lookup of a literal child by label; kNone when absent.
   std::uint32_t find_child(std::uint32_t parent, std::string_view label,
                            std::uint64_t label_hash) const;

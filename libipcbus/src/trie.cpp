@@ -10,24 +10,12 @@
 #include <cerrno>
 #include <string>
 
+#include "crash.hpp"
 #include "ipcbus/topic.hpp"
 
 namespace ipcbus::detail {
 
 namespace {
-
-inline constexpr std::uint64_t kEdgeEmpty = 0;
-inline constexpr std::uint64_t kEdgeTomb = ~0ULL;
-
-std::uint64_t edge_key(std::uint32_t parent, std::uint32_t child) {
-  return (static_cast<std::uint64_t>(parent) + 1) << 32 | child;
-}
-
-std::uint64_t edge_slot(std::uint32_t parent, std::uint64_t label_hash) {
-  std::uint64_t h = label_hash ^ ((static_cast<std::uint64_t>(parent) + 1) * 0x9E3779B97F4A7C15ULL);
-  h ^= h >> 29;
-  return h;
-}
 
 // Split a filter or topic into levels. Control path: allocates.
 std::vector<std::string_view> split_levels(std::string_view s) {
@@ -53,12 +41,11 @@ class TrieWriter {
   explicit TrieWriter(BusCore& core) : core_(core), h_(core.header()) {
     const int rc = pthread_mutex_lock(&h_.trie_mutex);
     if (rc == EOWNERDEAD) {
-      // TODO: repair the trie after a writer died inside its change (rebuild
-      // edges and refcounts from the subscription records); the crash
-      // cleanup issue owns it. Until then the version is closed so that
-      // readers do not wait forever, and the change is logged.
+      // A writer died inside its change. Repair first, mark the mutex
+      // consistent after: if this process dies while repairing, the next
+      // writer gets EOWNERDEAD again and repairs again.
+      repair_trie(core);
       pthread_mutex_consistent(&h_.trie_mutex);
-      log().error("trie writer died holding the trie mutex; bus={}", core.name());
     }
   }
   ~TrieWriter() {
@@ -94,6 +81,7 @@ class TrieWriter {
     // relaxed, here and in every trie write below: the seqlock (begin() and
     // the release store in the destructor) orders them for readers.
     h_.node_free_head.store(t.next_free.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("subscribe");  // off the free list, not counted
     h_.nodes_used.fetch_add(1, std::memory_order_relaxed);
     return n;
   }
@@ -102,13 +90,16 @@ class TrieWriter {
     t.kind.store(kNodeFree, std::memory_order_relaxed);
     t.parent.store(kNone, std::memory_order_relaxed);
     t.next_free.store(h_.node_free_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("unsubscribe");  // marked free, not on the free list
     h_.node_free_head.store(n, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("unsubscribe");  // on the free list, still counted
     h_.nodes_used.fetch_sub(1, std::memory_order_relaxed);
   }
   std::uint32_t alloc_sub() {
     const std::uint32_t s = h_.sub_free_head.load(std::memory_order_relaxed);
     h_.sub_free_head.store(core_.sub(s).next_free.load(std::memory_order_relaxed),
                            std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("subscribe");  // off the free list, not counted
     h_.subs_used.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
@@ -117,7 +108,9 @@ class TrieWriter {
     r.node.store(kNone, std::memory_order_relaxed);
     r.listener.store(kNone, std::memory_order_relaxed);
     r.next_free.store(h_.sub_free_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("unsubscribe");  // cleared, not on the free list
     h_.sub_free_head.store(s, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("unsubscribe");  // on the free list, still counted
     h_.subs_used.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -144,6 +137,7 @@ class TrieWriter {
       const std::uint64_t w = e.load(std::memory_order_relaxed);
       if (w == edge_key(parent, child)) {
         e.store(kEdgeTomb, std::memory_order_relaxed);
+        IPCBUS_CRASH_POINT("unsubscribe");  // tombstone not counted
         h_.edge_tombstones.fetch_add(1, std::memory_order_relaxed);
         return;
       }
@@ -158,6 +152,7 @@ class TrieWriter {
       core_.edges_[i].store(kEdgeEmpty, std::memory_order_relaxed);
     }
     h_.edge_tombstones.store(0, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("unsubscribe");  // every literal child unreachable
     if (h_.nodes_used.load(std::memory_order_relaxed) <= 1) {
       return;
     }
@@ -174,12 +169,15 @@ class TrieWriter {
   // the refcounts on the path to the root and prunes nodes left empty.
   void remove_sub(std::uint32_t s) {
     begin();
+    IPCBUS_CRASH_POINT("unsubscribe");  // version odd, nothing changed
     SubRecord& r = core_.sub(s);
     const std::uint32_t node = r.node.load(std::memory_order_relaxed);
     const std::uint32_t listener = r.listener.load(std::memory_order_relaxed);
     unlink(core_.node(node).subs_head, s, &SubRecord::next_in_node);
+    IPCBUS_CRASH_POINT("unsubscribe");  // off the node's list, still the listener's
     ListenerSlot& slot = core_.slot(listener);
     unlink(slot.subs_head, s, &SubRecord::next_in_listener);
+    IPCBUS_CRASH_POINT("unsubscribe");  // on no list, still in use
     slot.filter_count.fetch_sub(1, std::memory_order_relaxed);
     free_sub(s);
 
@@ -188,6 +186,7 @@ class TrieWriter {
       TrieNode& t = core_.node(n);
       const std::uint32_t parent = t.parent.load(std::memory_order_relaxed);
       const std::uint32_t left = t.refcount.fetch_sub(1, std::memory_order_relaxed) - 1;
+      IPCBUS_CRASH_POINT("unsubscribe");  // refcounts dropped up to here only
       if (left == 0 && n != 0) {
         prune(n, parent);
       }
@@ -231,6 +230,7 @@ class TrieWriter {
         remove_edge(parent, n, t.label_hash.load(std::memory_order_relaxed));
         break;
     }
+    IPCBUS_CRASH_POINT("unsubscribe");  // unlinked from its parent, not freed
     free_node(n);
   }
 
@@ -346,6 +346,7 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
   }
 
   w.begin();
+  IPCBUS_CRASH_POINT("subscribe");  // version odd, nothing changed
   for (std::size_t i = found; i < levels.size(); ++i) {
     const std::string_view l = levels[i];
     const std::uint32_t c = w.alloc_node();
@@ -360,6 +361,7 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
     t.label_len.store(static_cast<std::uint32_t>(l.size()), std::memory_order_relaxed);
     t.label_hash.store(h, std::memory_order_relaxed);
     store_label(const_cast<char*>(node_label(c)), l);
+    IPCBUS_CRASH_POINT("subscribe");  // node taken and written, not linked
     if (l == "+") {
       t.kind.store(kNodePlus, std::memory_order_relaxed);
       node(n).plus_child.store(c, std::memory_order_relaxed);
@@ -370,6 +372,7 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
       t.kind.store(kNodeLiteral, std::memory_order_relaxed);
       w.insert_edge(n, c, h);
     }
+    IPCBUS_CRASH_POINT("subscribe");  // node linked with refcount 0
     n = c;
   }
   const std::uint32_t s = w.alloc_sub();
@@ -380,12 +383,16 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
   r.generation.store(generation, std::memory_order_relaxed);
   r.next_in_node.store(node(n).subs_head.load(std::memory_order_relaxed),
                        std::memory_order_relaxed);
+  IPCBUS_CRASH_POINT("subscribe");  // record written, on no list
   node(n).subs_head.store(s, std::memory_order_relaxed);
+  IPCBUS_CRASH_POINT("subscribe");  // on the node's list, not the listener's
   r.next_in_listener.store(ls.subs_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
   ls.subs_head.store(s, std::memory_order_relaxed);
+  IPCBUS_CRASH_POINT("subscribe");  // on both lists, refcounts not raised
   ls.filter_count.fetch_add(1, std::memory_order_relaxed);
   for (std::uint32_t m = n; m != kNone; m = node(m).parent.load(std::memory_order_relaxed)) {
     node(m).refcount.fetch_add(1, std::memory_order_relaxed);
+    IPCBUS_CRASH_POINT("subscribe");  // refcounts raised up to here only
   }
   log().debug("subscribed bus={} listener={} filter={}", name_, listener, filter);
   return {};
@@ -555,8 +562,8 @@ std::uint32_t Matcher::match(std::string_view topic, RouteTarget* out, std::uint
     const std::uint64_t v1 = h.trie_version.load(std::memory_order_acquire);
     if ((v1 & 1) != 0) {
       // LIMIT: a writer that died mid-change leaves the version odd until
-      // the next writer closes it; until then publishers of uncached
-      // topics spin here (the crash cleanup issue adds repair by the agent).
+      // the next writer repairs the trie (repair_trie); until then
+      // publishers of uncached topics spin here.
       if (attempt > 64) {
         sched_yield();
       }
