@@ -26,6 +26,7 @@
 #include <sys/un.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -328,6 +329,8 @@ int main(int argc, char** argv) {
   DeathWatch deaths;
   bool unlinked_reported = false;
   auto next_look = std::chrono::steady_clock::now();
+  // New processes get a pidfd within this long of attaching.
+  constexpr auto kWatchRefresh = std::chrono::milliseconds(100);
   // relaxed, for the flags: set by this thread's signal handlers.
   while (g_signal.load(std::memory_order_relaxed) == 0) {
     if (g_reload.exchange(false, std::memory_order_relaxed)) {
@@ -351,7 +354,7 @@ int main(int argc, char** argv) {
         const std::string what = "the segment's name /dev/shm/ipcbus." + name +
                                  " vanished while processes still use the bus (RemoveIPC?)";
         log->error("{}; new processes will create a separate bus. See docs/failure-model.md", what);
-        bus->record_error("segment-unlinked", what);
+        bus->record_error("unlinked", what);
       }
       unlinked_reported = !linked;
       next_look = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -359,10 +362,12 @@ int main(int argc, char** argv) {
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         next_look - std::chrono::steady_clock::now());
-    if (deaths.wait(std::max(std::chrono::milliseconds(1), left))) {
-      reclaim(*log, *bus);  // a pidfd fired: a process died just now
-      deaths.update(bus->inspect());
-    }
+    // A pidfd that fires is a death just now; without one, a process too new
+    // for a pidfd or in another pid namespace is found by its entry lock at
+    // the next refresh (a probe per entry, no scan).
+    (void)deaths.wait(std::clamp(left, std::chrono::milliseconds(1), kWatchRefresh));
+    reclaim(*log, *bus);
+    deaths.update(bus->inspect());
   }
   notify_systemd("STOPPING=1");
   log->info("agent stopping bus={} signal={}", name, strsignal(g_signal.load()));

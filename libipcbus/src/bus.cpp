@@ -89,6 +89,10 @@ PublisherSlot* BusCore::claim_publisher_slot(std::uint32_t id) {
     if (slots[i].state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
       slots[i].id = id;
       slots[i].pid = pid_;
+      slots[i].process = process_index_;
+      // relaxed, for the journal: a fresh slot is outside any fan-out.
+      slots[i].active.store(0, std::memory_order_relaxed);
+      slots[i].pending.store(0, std::memory_order_relaxed);
       // relaxed: counters for tools.
       slots[i].published.store(0, std::memory_order_relaxed);
       slots[i].bytes.store(0, std::memory_order_relaxed);

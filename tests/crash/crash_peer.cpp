@@ -4,13 +4,13 @@
 //
 //   crash_peer publish BUS N     N copying publishes on c/e
 //   crash_peer loan BUS N        N loans: even ones published, odd ones dropped
-//   crash_peer receive BUS N     a listener on c/#; writes 'R' on fd 3 when
+//   crash_peer receive BUS N     a listener on c/#; writes 'R' on $CRASH_PEER_READY_FD when
 //                                subscribed, then receives N events, holding
 //                                up to two samples at a time
 //   crash_peer subscribe BUS N   N subscribe / unsubscribe pairs of one listener
 //   crash_peer reclaim BUS       Bus::reclaim_dead() once (the agent's cleanup)
 //   crash_peer hold BUS          a listener on c/# and two loans, held until
-//                                killed (writes 'R' on fd 3 when ready)
+//                                killed (writes 'R' on $CRASH_PEER_READY_FD when ready)
 //
 // Prints "done" and exits 0 when it got to the end, that is when k was past
 // the path's last crash point.
@@ -39,9 +39,13 @@ ipcbus::Bus open_bus(const char* name) {
   return std::move(bus).value();
 }
 
+// Tell the test we are ready, on the pipe $CRASH_PEER_READY_FD names.
 void ready() {
+  const char* fd = std::getenv("CRASH_PEER_READY_FD");
   const char r = 'R';
-  (void)!write(3, &r, 1);
+  if (fd != nullptr) {
+    (void)!write(std::atoi(fd), &r, 1);
+  }
 }
 
 }  // namespace

@@ -36,33 +36,48 @@ struct PathCase {
   int events;
 };
 
+// start_crash_peer runs crash_peer `role` on the fixture's bus; `ready_fd`
+// (or -1) is the write end of a pipe it signals on, `crash_at` (or empty)
+// its $IPCBUS_CRASH_AT. The test process is single-threaded here, so the
+// environment is set around the fork.
+template <class Fixture>
+pid_t start_crash_peer(Fixture& f, const std::string& role, int n, const std::string& crash_at,
+                       int ready_fd) {
+  if (!crash_at.empty()) {
+    setenv("IPCBUS_CRASH_AT", crash_at.c_str(), 1);
+  }
+  SpawnOptions o;
+  o.stdout_path = f.temp_file("victim");
+  o.stderr_to_stdout = true;
+  if (ready_fd >= 0) {
+    setenv("CRASH_PEER_READY_FD", std::to_string(ready_fd).c_str(), 1);
+    o.pass_fds = {ready_fd};
+  }
+  const pid_t pid = f.start({kCrashPeer, role, f.bus_, std::to_string(n)}, o);
+  unsetenv("IPCBUS_CRASH_AT");
+  unsetenv("CRASH_PEER_READY_FD");
+  return pid;
+}
+
 class CrashPoints : public MultiProc, public ::testing::WithParamInterface<PathCase> {
+ public:
+  using MultiProc::bus_;
+  using MultiProc::start;
+  using MultiProc::temp_file;
+
  protected:
   // Start the crash peer with $IPCBUS_CRASH_AT set for it alone.
   pid_t start_victim(const std::string& role, int n, const std::string& crash_at, int ready_fd) {
-    if (!crash_at.empty()) {
-      setenv("IPCBUS_CRASH_AT", crash_at.c_str(), 1);
-    }
-    SpawnOptions o;
-    o.stdout_path = temp_file("victim");
-    o.stderr_to_stdout = true;
-    if (ready_fd >= 0) {
-      dup2(ready_fd, 3);  // the peer writes 'R' on fd 3
-      o.pass_fds = {3};
-    }
-    const pid_t pid = start({kCrashPeer, role, bus_, std::to_string(n)}, o);
-    unsetenv("IPCBUS_CRASH_AT");
-    if (ready_fd >= 0) {
-      close(3);
-    }
-    return pid;
+    return start_crash_peer(*this, role, n, crash_at, ready_fd);
   }
 
   // After a victim died: clean up, then check everything the issue asks.
   void check_recovered(Bus& bus, std::vector<Listener*> survivors, int k) {
     SCOPED_TRACE("crash point " + std::to_string(k));
     const CleanupReport r = bus.reclaim_dead();
-    EXPECT_EQ(r.processes, 1U);
+    // The cleanup victim may have finished the holder's cleanup before it died.
+    EXPECT_TRUE(r.processes == 1 || (r.processes == 2 && std::string(GetParam().role) == "reclaim"))
+        << r.processes << " processes reclaimed";
     const std::vector<std::string> v = bus.check();
     EXPECT_TRUE(v.empty()) << "doctor found:\n" << joined(v);
     for (Listener* l : survivors) {
@@ -151,7 +166,12 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
-class Liveness : public MultiProc {};
+class Liveness : public MultiProc {
+ public:
+  using MultiProc::bus_;
+  using MultiProc::start;
+  using MultiProc::temp_file;
+};
 
 // Map the segment read-write, as a process that rewrites an entry would.
 detail::ProcessEntry* entries(const std::string& bus, void** base, std::size_t* bytes) {
@@ -168,14 +188,7 @@ detail::ProcessEntry* entries(const std::string& bus, void** base, std::size_t* 
 TEST_F(Liveness, AReusedPidIsNotTakenForTheDeadProcess) {
   Bus& bus = create_bus();
   Pipe ready;
-  const pid_t victim = [&] {
-    SpawnOptions o;
-    dup2(ready.write_end, 3);
-    o.pass_fds = {3};
-    const pid_t p = start({kCrashPeer, "hold", bus_, "0"}, o);
-    close(3);
-    return p;
-  }();
+  const pid_t victim = start_crash_peer(*this, "hold", 0, "", ready.write_end);
   ready.close_write();
   ASSERT_TRUE(read_byte(ready.read_end));
   // A live stranger whose pid and start time the dead entry will claim.
@@ -223,11 +236,7 @@ TEST_F(Liveness, AReusedPidIsNotTakenForTheDeadProcess) {
 TEST_F(Liveness, AZombieCountsAsDeadAndALiveProcessWithAStalePidAsAlive) {
   Bus& bus = create_bus();
   Pipe ready;
-  SpawnOptions o;
-  dup2(ready.write_end, 3);
-  o.pass_fds = {3};
-  const pid_t victim = start({kCrashPeer, "hold", bus_, "0"}, o);
-  close(3);
+  const pid_t victim = start_crash_peer(*this, "hold", 0, "", ready.write_end);
   ready.close_write();
   ASSERT_TRUE(read_byte(ready.read_end));
   // A live process whose entry says a pid that does not exist is still alive.
@@ -263,11 +272,19 @@ TEST_F(Liveness, AZombieCountsAsDeadAndALiveProcessWithAStalePidAsAlive) {
   munmap(base, bytes);
 }
 
-class AgentCleanup : public MultiProc {};
+class AgentCleanup : public MultiProc {
+ public:
+  using MultiProc::bus_;
+  using MultiProc::start;
+  using MultiProc::temp_file;
+};
 
 // The agent notices a death through its pidfd and reclaims at once: the
 // figures printed here are the bound the docs give (no threshold asserted).
 TEST_F(AgentCleanup, ReclaimsADeadProcessSoonAfterItDies) {
+  const int kRounds = std::getenv("CRASH_TEST_ROUNDS") != nullptr
+                          ? std::atoi(std::getenv("CRASH_TEST_ROUNDS"))
+                          : 15;
   Bus& bus = create_bus();
   SpawnOptions ao;
   ao.stdout_path = temp_file("agent");
@@ -276,17 +293,13 @@ TEST_F(AgentCleanup, ReclaimsADeadProcessSoonAfterItDies) {
   ASSERT_TRUE(poll_until([&] { return bus.inspect().agent_pid == agent; }))
       << describe("agent", ao.stdout_path);
   std::vector<double> us;
-  for (int round = 0; round < 15; ++round) {
+  for (int round = 0; round < kRounds; ++round) {
     Pipe ready;
-    SpawnOptions o;
-    dup2(ready.write_end, 3);
-    o.pass_fds = {3};
-    const pid_t victim = start({kCrashPeer, "hold", bus_, "0"}, o);
-    close(3);
+    const pid_t victim = start_crash_peer(*this, "hold", 0, "", ready.write_end);
     ready.close_write();
     ASSERT_TRUE(read_byte(ready.read_end));
-    // Let the agent's watch pick the new process up.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Let the agent's watch give the new process a pidfd (it looks every 100 ms).
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
     const auto t0 = std::chrono::steady_clock::now();
     kill(victim, SIGKILL);
     auto reclaimed = [&] {
@@ -310,10 +323,11 @@ TEST_F(AgentCleanup, ReclaimsADeadProcessSoonAfterItDies) {
   }
   EXPECT_TRUE(bus.check().empty());
   std::sort(us.begin(), us.end());
-  std::printf("[ reclaim time ] kill to reclaimed (agent on pidfd, 15 deaths): median %.0f us, "
-              "max %.0f us; agent's own last: %llu us\n",
-              us[us.size() / 2], us.back(),
-              static_cast<unsigned long long>(bus.inspect().cleanup.last_ns / 1000));
+  std::printf(
+      "[ reclaim time ] kill to reclaimed (agent on pidfd, %d deaths): median %.0f us, "
+      "max %.0f us; agent's own last: %llu us\n",
+      kRounds, us[us.size() / 2], us.back(),
+      static_cast<unsigned long long>(bus.inspect().cleanup.last_ns / 1000));
   RecordProperty("reclaim_median_us", static_cast<int>(us[us.size() / 2]));
   RecordProperty("reclaim_max_us", static_cast<int>(us.back()));
   kill(agent, SIGTERM);
@@ -362,7 +376,7 @@ TEST_F(AgentCleanup, AVanishedNameIsReported) {
   EXPECT_FALSE(bus_handle_->name_linked());
   EXPECT_TRUE(poll_until([&] {
     for (const auto& e : bus_handle_->inspect().errors) {
-      if (e.kind == "segment-unlinked") {
+      if (e.kind == "unlinked") {
         return true;
       }
     }
