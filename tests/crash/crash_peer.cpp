@@ -20,6 +20,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -51,7 +53,7 @@ void ready() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  alarm(60);  // never outlive a test that lost track of us
+  alarm(300);  // never outlive a test that lost track of us
   if (argc < 3) {
     return 2;
   }
@@ -119,6 +121,50 @@ int main(int argc, char** argv) {
     ready();
     for (;;) {
       pause();
+    }
+  } else if (role == "chaos-pub") {
+    ipcbus::Publisher pub = bus.publisher();
+    pub.set_block_timeout(std::chrono::seconds(5));
+    std::printf("pub %u\n", pub.id());
+    std::fflush(stdout);
+    int ok = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto r = pub.publish(argv[4], std::to_string(i + 1));
+      ok += r.status == ipcbus::PublishStatus::kOk ? 1 : 0;
+    }
+    std::printf("published %d\n", ok);
+  } else if (role == "chaos-sub") {
+    ipcbus::ListenerOptions o;
+    o.overflow = *ipcbus::parse_overflow(argv[4]);
+    o.wait = ipcbus::WaitStrategy::kHybrid;
+    auto l = bus.listen(o);
+    if (!l || !l->subscribe(argv[5])) {
+      return 2;
+    }
+    ready();
+    struct From {
+      std::uint64_t count = 0;
+      std::uint64_t last = 0;
+      bool ordered = true;
+      std::set<std::uint64_t> seen;
+      std::uint64_t dups = 0;
+    };
+    std::map<std::uint32_t, From> from;
+    for (;;) {
+      auto s = l->receive_for(std::chrono::seconds(3));
+      if (!s) {
+        break;
+      }
+      From& f = from[s->publisher_id()];
+      const std::uint64_t seq = s->sequence();
+      f.dups += f.seen.insert(seq).second ? 0 : 1;
+      f.ordered = f.ordered && seq > f.last;
+      f.last = seq;
+      ++f.count;
+    }
+    for (const auto& [id, f] : from) {
+      std::printf("from %u %llu %d %llu\n", id, static_cast<unsigned long long>(f.count),
+                  f.ordered ? 1 : 0, static_cast<unsigned long long>(f.dups));
     }
   } else {
     return 2;
