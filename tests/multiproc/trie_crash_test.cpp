@@ -243,8 +243,12 @@ TEST_F(TrieCrash, SubscribeKilledAtEveryCrashPointIsRepairedByTheNextWriter) {
 
   EXPECT_GT(t.killed, 0);
   if (t.reclaimed > 0) {
-    GTEST_SKIP() << "crash cleanup closed the dead peer's listener before the check: "
-                    "the outcome of the step it died in is not seen";
+    // Crash cleanup at attach closed the dead peer's listener (and so
+    // repaired the trie) before the check: the outcome of the step it died
+    // in is gone with the listener; the matching and structure checks of
+    // every kill above still ran.
+    EXPECT_EQ(t.reclaimed, t.killed);
+    return;
   }
   // Both outcomes occur: killed before the record reached the listener's
   // list the subscribe is undone, after it it stands.
@@ -257,8 +261,12 @@ TEST_F(TrieCrash, UnsubscribeKilledAtEveryCrashPointIsRepairedByTheNextWriter) {
 
   EXPECT_GT(t.killed, 0);
   if (t.reclaimed > 0) {
-    GTEST_SKIP() << "crash cleanup closed the dead peer's listener before the check: "
-                    "the outcome of the step it died in is not seen";
+    // Crash cleanup at attach closed the dead peer's listener (and so
+    // repaired the trie) before the check: the outcome of the step it died
+    // in is gone with the listener; the matching and structure checks of
+    // every kill above still ran.
+    EXPECT_EQ(t.reclaimed, t.killed);
+    return;
   }
   EXPECT_GT(t.step_done, 0);
   EXPECT_GT(t.step_undone, 0);
