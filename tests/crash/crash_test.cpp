@@ -272,6 +272,80 @@ TEST_F(Liveness, AZombieCountsAsDeadAndALiveProcessWithAStalePidAsAlive) {
   munmap(base, bytes);
 }
 
+// A process in another pid namespace (a container sharing /dev/shm): its
+// entry's pid means nothing here, yet it is judged alive while it runs and
+// dead once it is gone.
+TEST_F(Liveness, AProcessInAnotherPidNamespaceIsJudgedByItsLock) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root for a new pid namespace (CI runs as root)";
+  }
+  Bus& bus = create_bus();
+  Pipe ready;
+  setenv("CRASH_PEER_READY_FD", std::to_string(ready.write_end).c_str(), 1);
+  SpawnOptions o;
+  o.stdout_path = temp_file("ns");
+  o.stderr_to_stdout = true;
+  o.pass_fds = {ready.write_end};
+  const pid_t outer = start(
+      {"/usr/bin/unshare", "--pid", "--fork", "--kill-child", kCrashPeer, "hold", bus_, "0"}, o);
+  unsetenv("CRASH_PEER_READY_FD");
+  ready.close_write();
+  if (!read_byte(ready.read_end)) {
+    GTEST_SKIP() << "no new pid namespace here: " << read_file(o.stdout_path);
+  }
+  std::optional<ProcessInfo> inside;
+  for (const ProcessInfo& p : bus.inspect().processes) {
+    if (!p.same_pid_namespace) {
+      inside = p;
+    }
+  }
+  ASSERT_TRUE(inside.has_value()) << "the namespaced process's entry was not told apart";
+  EXPECT_EQ(inside->pid, 1) << "it is pid 1 of its namespace";
+  EXPECT_TRUE(inside->alive);
+  EXPECT_EQ(bus.reclaim_dead().processes, 0U)
+      << "a live process of another namespace was reclaimed";
+  kill(outer, SIGKILL);  // --kill-child: the namespace's init dies with it
+  finish(outer);
+  EXPECT_TRUE(poll_until([&] { return bus.reclaim_dead().processes == 1; }));
+  EXPECT_TRUE(bus.check().empty()) << joined(bus.check());
+  for (const PoolInfo& p : bus.inspect().pools) {
+    EXPECT_EQ(p.free, p.total);
+  }
+}
+
+// Every process of the bus dies at once: the next opener, with no agent,
+// finds the stale entries and cleans up before it goes on.
+TEST_F(Liveness, AStaleSegmentIsRecoveredByTheNextOpener) {
+  create_bus();
+  std::vector<pid_t> victims;
+  for (int i = 0; i < 3; ++i) {
+    Pipe ready;
+    victims.push_back(start_crash_peer(*this, "hold", 0, "", ready.write_end));
+    ready.close_write();
+    ASSERT_TRUE(read_byte(ready.read_end));
+  }
+  bus_handle_.reset();  // this test lets go of the bus too
+  for (pid_t v : victims) {
+    kill(v, SIGKILL);
+  }
+  for (pid_t v : victims) {
+    finish(v);
+  }
+  OpenOptions o;
+  o.name = bus_;
+  o.create = false;
+  auto reopened = Bus::open(o);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  const BusInfo info = reopened->inspect();
+  EXPECT_EQ(info.processes.size(), 1U) << "stale entries were left";
+  EXPECT_EQ(info.cleanup.processes, 3U);
+  EXPECT_TRUE(info.listeners.empty());
+  EXPECT_TRUE(reopened->check().empty()) << joined(reopened->check());
+  for (const PoolInfo& p : info.pools) {
+    EXPECT_EQ(p.free, p.total);
+  }
+}
+
 class AgentCleanup : public MultiProc {
  public:
   using MultiProc::bus_;
