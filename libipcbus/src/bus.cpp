@@ -93,6 +93,7 @@ PublisherSlot* BusCore::claim_publisher_slot(std::uint32_t id) {
       // relaxed, for the journal: a fresh slot is outside any fan-out.
       slots[i].active.store(0, std::memory_order_relaxed);
       slots[i].pending.store(0, std::memory_order_relaxed);
+      slots[i].pop_pos.store(0, std::memory_order_relaxed);
       // relaxed: counters for tools.
       slots[i].published.store(0, std::memory_order_relaxed);
       slots[i].bytes.store(0, std::memory_order_relaxed);

@@ -247,7 +247,11 @@ class BusCore {
   // try_pop takes the oldest chunk reference, or kNone when empty. The
   // listener calls it, and so does a publisher applying drop-oldest. Entries
   // that crash repair filled with kSkip are consumed and passed over.
-  std::uint32_t try_pop(std::uint32_t i) {
+  // A publisher evicting for drop-oldest passes its slot: it journals each
+  // position before it tries to take it, and marks the freed entry as its
+  // own, so that crash cleanup can finish an eviction it died in.
+  std::uint32_t try_pop(std::uint32_t i, PublisherSlot* dropper = nullptr,
+                        std::uint32_t dropper_index = 0) {
     ListenerSlot& s = listeners_[i];
     RingEntry* r = ring(i);
     // The header's copy of the ring size, not the slot's: the slot's first
@@ -263,15 +267,30 @@ class BusCore {
       const auto diff = static_cast<std::int32_t>(static_cast<std::uint32_t>(w >> 32) -
                                                   static_cast<std::uint32_t>(pos + 1));
       if (diff == 0) {
+        std::uint64_t freed = w & 0xFFFFFFFFULL;
+        if (dropper != nullptr) {
+          const auto ref = static_cast<std::uint32_t>(w);
+          // relaxed, for the journal: read by crash cleanup only after this
+          // process died. The chunk is readable: the entry holds it.
+          dropper->pop_listener.store(i, std::memory_order_relaxed);
+          dropper->pop_ref.store(ref, std::memory_order_relaxed);
+          if (ref != kSkip) {
+            dropper->pop_sequence.store(chunk(ref)->sequence, std::memory_order_relaxed);
+            dropper->pop_publisher.store(chunk(ref)->publisher_id, std::memory_order_relaxed);
+          }
+          dropper->pop_pos.store(pos + 1, std::memory_order_relaxed);
+          freed = kDropMark | dropper_index;
+        }
         // relaxed: the CAS hands out the position; w was read before it and
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
           IPCBUS_CRASH_POINT("pop");
           // SYNC(ring-free): release pairs with the acquire in try_push(). The
-          // value stays, so that crash cleanup can tell whose entry was read.
-          e.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 |
-                      (w & 0xFFFFFFFFULL),
-                  std::memory_order_release);
+          // value stays (or the evicting publisher's mark), so that crash
+          // cleanup can tell whose entry was read.
+          e.store(
+              static_cast<std::uint64_t>(static_cast<std::uint32_t>(pos + allocated)) << 32 | freed,
+              std::memory_order_release);
           IPCBUS_CRASH_POINT("pop");
           const auto ref = static_cast<std::uint32_t>(w);
           if (ref == kSkip) {
@@ -422,7 +441,7 @@ class BusCore {
   std::atomic<std::uint32_t> samples_out[kMaxListenerSlots]{};
 
  private:
-  int fd_ = -1;          // the segment's file, holding our OFD lock
+  int fd_ = -1;  // the segment's file, holding our OFD lock
   std::uint64_t pid_ns_ = 0;
   std::int32_t pid_;
   Config config_;

@@ -255,8 +255,20 @@ struct alignas(kCacheLine) PublisherSlot {
   std::atomic<std::uint64_t> push_pos;
   std::atomic<std::uint32_t> chunk;
   std::atomic<std::uint32_t> push_listener;
+  // The drop journal (drop-oldest, rare; its own line): the entry this
+  // publisher is evicting from ring pop_listener at pop_pos - 1 (0: none),
+  // and the event it holds, told apart from a later use of the same chunk by
+  // its publisher and sequence.
+  alignas(kCacheLine) std::atomic<std::uint64_t> pop_pos;
+  std::atomic<std::uint64_t> pop_sequence;
+  std::atomic<std::uint32_t> pop_listener;
+  std::atomic<std::uint32_t> pop_ref;
+  std::atomic<std::uint32_t> pop_publisher;
 };
-static_assert(sizeof(PublisherSlot) == kCacheLine, "a publisher slot is one cache line");
+static_assert(sizeof(PublisherSlot) == 2 * kCacheLine, "a publisher slot is two cache lines");
+// A ring entry freed by a publisher's drop-oldest eviction carries this mark
+// and the evicting publisher slot's index instead of the chunk reference.
+inline constexpr std::uint32_t kDropMark = 0xF0000000U;
 
 // One listener. Fields are grouped by who writes them so that a publisher
 // and the listener do not bounce one cache line on every event.

@@ -35,7 +35,9 @@ class PublisherCore {
     // relaxed: a unique number is all we need.
     id_ = c_.header().next_publisher_id.fetch_add(1, std::memory_order_relaxed);
     slot_ = c_.claim_publisher_slot(id_);
-    if (slot_ == nullptr) {
+    if (slot_ != nullptr) {
+      slot_index_ = static_cast<std::uint32_t>(slot_ - c_.publisher_slots());
+    } else {
       // LIMIT: with every publisher slot taken, this publisher journals into
       // private memory: closing listeners cannot see its fan-outs (they wait
       // up to 2 s for none) and crash cleanup cannot repair what it leaves.
@@ -188,21 +190,25 @@ class PublisherCore {
         return false;
       case Overflow::kDropOldest:
         for (int attempt = 0; attempt < 64; ++attempt) {
-          const std::uint32_t old = c_.try_pop(t.listener);
+          const std::uint32_t old = c_.try_pop(t.listener, slot_, slot_index_);
           if (old != kNone) {
-            // LIMIT: a publisher killed between this pop and this release
-            // leaves the listener's bit set on `old` until the listener's
-            // slot is reclaimed (crash cleanup cannot tell this pop apart).
             IPCBUS_CRASH_POINT("publish");
             c_.release_chunk(c_.chunk(old), 1ULL << t.listener);
+            IPCBUS_CRASH_POINT("publish");
+            // relaxed: the journal; the eviction is over.
+            slot_->pop_pos.store(0, std::memory_order_relaxed);
             // relaxed: a counter.
             s.dropped_oldest.fetch_add(1, std::memory_order_relaxed);
-          } else if (attempt < 16) {
-            // The oldest position is claimed by a producer that has not
-            // written its entry yet (preempted between its two steps).
-            cpu_relax();
           } else {
-            sched_yield();  // let a preempted producer finish
+            // relaxed: the journal; nothing was evicted.
+            slot_->pop_pos.store(0, std::memory_order_relaxed);
+            if (attempt < 16) {
+              // The oldest position is claimed by a producer that has not
+              // written its entry yet (preempted between its two steps).
+              cpu_relax();
+            } else {
+              sched_yield();  // let a preempted producer finish
+            }
           }
           if (c_.try_push(t.listener, ref, &pos, &slot_->push_pos) == PushResult::kPushed) {
             after_push(s, pos);
@@ -307,7 +313,8 @@ class PublisherCore {
   std::uint32_t id_ = 0;
   PublisherSlot* slot_ = nullptr;
   PublisherSlot private_slot_{};  // see the LIMIT in the constructor
-  std::uint64_t epoch_ = 0;       // fan-outs begun
+  std::uint32_t slot_index_ = 0xFFFFFFFU;
+  std::uint64_t epoch_ = 0;  // fan-outs begun
   std::uint64_t seq_ = 0;
   std::uint64_t block_timeout_ns_ = 1000000000ULL;
   std::uint64_t misses_ = 0;

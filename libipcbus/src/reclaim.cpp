@@ -83,6 +83,66 @@ Pushed resolve_push(BusCore& c, std::uint32_t listener, std::uint64_t pos, std::
   return Pushed::kUnknown;
 }
 
+// Finish a drop-oldest eviction a dead publisher was in, from its drop
+// journal: the evicted event's reference goes exactly once.
+void resolve_drop(BusCore& c, PublisherSlot& j, std::uint32_t slot_index, CleanupReport* report) {
+  // relaxed, for the journal: its writer is dead.
+  const std::uint64_t at = j.pop_pos.load(std::memory_order_relaxed);
+  const std::uint32_t listener = j.pop_listener.load(std::memory_order_relaxed);
+  if (at == 0 || listener >= c.header().max_listeners) {
+    return;
+  }
+  const std::uint64_t pos = at - 1;
+  ChunkHeader* ch = chunk_by_ref(c, j.pop_ref.load(std::memory_order_relaxed));
+  const std::uint32_t cap = c.header().ring_capacity;
+  ListenerSlot& s = c.slot(listener);
+  RingEntry& e = c.ring(listener)[pos & (cap - 1)];
+  const auto p32 = static_cast<std::uint32_t>(pos);
+  // acquire: the entry as its last writer left it.
+  std::uint64_t w = e.load(std::memory_order_acquire);
+  bool ours = false;
+  if (static_cast<std::uint32_t>(w >> 32) == p32 + 1) {
+    // relaxed: compared with a position already handed out or not.
+    if (s.head.load(std::memory_order_relaxed) <= pos) {
+      return;  // it died before taking the position
+    }
+    // Taken and not freed: by us, or by the listener in the middle of its
+    // own pop, which would finish at once. Give the listener that moment.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    w = e.load(std::memory_order_acquire);
+    if (static_cast<std::uint32_t>(w >> 32) == p32 + 1) {
+      // release: SYNC(ring-free), producers may reuse the entry now.
+      if (e.compare_exchange_strong(
+              w, (static_cast<std::uint64_t>(p32 + cap) << 32) | (kDropMark | slot_index),
+              std::memory_order_release, std::memory_order_relaxed)) {
+        ++report->repaired;
+        // relaxed: a counter.
+        c.header().repaired_entries.fetch_add(1, std::memory_order_relaxed);
+        ours = true;
+      }
+    }
+  }
+  if (!ours) {
+    ours = static_cast<std::uint32_t>(w >> 32) == p32 + cap &&
+           static_cast<std::uint32_t>(w) == (kDropMark | slot_index);
+  }
+  // LIMIT: a ring gone round since the eviction has lost the mark; the bit
+  // then stays until the listener's slot is closed or reclaimed.
+  if (!ours || ch == nullptr) {
+    return;
+  }
+  // The same event, not a later use of the chunk: drop its bit (a no-op if
+  // the eviction had got that far).
+  if (ch->sequence == j.pop_sequence.load(std::memory_order_relaxed) &&
+      ch->publisher_id == j.pop_publisher.load(std::memory_order_relaxed)) {
+    // relaxed: a filter; release_chunk()'s RMW is the drop.
+    if ((ch->holders.load(std::memory_order_relaxed) & (1ULL << listener)) != 0) {
+      c.release_chunk(ch, 1ULL << listener);
+      ++report->chunks;
+    }
+  }
+}
+
 // Undo what a dead publisher's fan-out left, from its journal.
 void resolve_fanout(BusCore& c, PublisherSlot& j, std::uint32_t dead, CleanupReport* report) {
   // relaxed, for the journal: its writer is dead; what it stored before it
@@ -160,11 +220,14 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
     if (pubs[p].state.load(std::memory_order_acquire) != 1 || pubs[p].process != i) {
       continue;
     }
+    resolve_drop(*this, pubs[p], p, &mine);
+    IPCBUS_CRASH_POINT("reclaim");
     resolve_fanout(*this, pubs[p], i, &mine);
     IPCBUS_CRASH_POINT("reclaim");
     // relaxed: the fan-out above is settled; the next claimer's CAS needs
     // only the slot free (its acquire pairs with this release).
     pubs[p].active.store(0, std::memory_order_relaxed);
+    pubs[p].pop_pos.store(0, std::memory_order_relaxed);
     pubs[p].state.store(0, std::memory_order_release);
     ++mine.publishers;
   }

@@ -90,8 +90,10 @@ Result<void> Config::validate() const {
   if ((mode & ~0777U) != 0 || (mode & 0600U) != 0600U) {
     return invalid("config: mode must be permission bits including owner read and write (0600)");
   }
-  if (detail::compute_layout(*this).total / detail::kChunkUnit >= detail::kNone) {
-    return invalid("config: the segment would exceed 256 GiB");
+  // Chunk references (offset / 64) stay below kDropMark, which ring entries
+  // freed by an eviction carry instead.
+  if (detail::compute_layout(*this).total / detail::kChunkUnit >= detail::kDropMark) {
+    return invalid("config: the segment would exceed 240 GiB");
   }
   return {};
 }

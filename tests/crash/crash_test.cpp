@@ -110,10 +110,14 @@ TEST_P(CrashPoints, EveryCrashPointIsCleanedUpExactlyOnce) {
     drop.overflow = Overflow::kDropNewest;
     ListenerOptions block;
     block.overflow = Overflow::kBlock;
+    ListenerOptions evict;  // a tiny drop-oldest ring: the victim evicts from it
+    evict.overflow = Overflow::kDropOldest;
+    evict.capacity = 2;
     auto l1 = bus.listen(drop);
     auto l2 = bus.listen(block);
-    ASSERT_TRUE(l1 && l2);
-    ASSERT_TRUE(l1->subscribe("c/#") && l2->subscribe("c/#"));
+    auto l3 = bus.listen(evict);
+    ASSERT_TRUE(l1 && l2 && l3);
+    ASSERT_TRUE(l1->subscribe("c/#") && l2->subscribe("c/#") && l3->subscribe("c/#"));
     const std::string role = pc.role;
     const std::string at = std::string(pc.points) + ":" + std::to_string(k);
     pid_t victim = -1;
@@ -145,7 +149,7 @@ TEST_P(CrashPoints, EveryCrashPointIsCleanedUpExactlyOnce) {
     }
     ASSERT_EQ(e.signal, SIGKILL) << "k=" << k << " exit code " << e.code;
     ++killed;
-    check_recovered(bus, {&*l1, &*l2}, k);
+    check_recovered(bus, {&*l1, &*l2, &*l3}, k);
   }
   EXPECT_TRUE(completed) << "the victim never ran to the end";
   EXPECT_GE(killed, 3) << "too few crash points on the path to mean anything";
@@ -155,8 +159,8 @@ TEST_P(CrashPoints, EveryCrashPointIsCleanedUpExactlyOnce) {
 
 INSTANTIATE_TEST_SUITE_P(
     Paths, CrashPoints,
-    ::testing::Values(PathCase{"publish", "publish+take+push+drop", "publish", 3},
-                      PathCase{"loan", "loan+take+publish+push+drop", "loan", 4},
+    ::testing::Values(PathCase{"publish", "publish+take+push+pop+drop", "publish", 5},
+                      PathCase{"loan", "loan+take+publish+push+pop+drop", "loan", 6},
                       PathCase{"receive", "receive+pop+release+drop+close", "receive", 4},
                       PathCase{"subscribe", "subscribe+unsubscribe", "subscribe", 3},
                       PathCase{"agent cleanup", "reclaim+drop+close", "reclaim", 0}),
