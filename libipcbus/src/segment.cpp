@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "core.hpp"
+#include "validate.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -601,6 +602,16 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
         const std::uint64_t bytes = h->segment_bytes;
         holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
         prefault(holder->region.get_address(), bytes);
+        // Tools look at buses they did not make: past the header, check
+        // every table they follow before they follow it.
+        const auto* base = static_cast<const char*>(holder->region.get_address());
+        if (options.observe_only) {
+          if (auto ok =
+                  validate_structure(*reinterpret_cast<const SegmentHeader*>(base), base, bytes);
+              !ok) {
+            return ok.error();
+          }
+        }
         Mapping m;
         m.base = holder->region.get_address();
         m.bytes = bytes;
