@@ -54,6 +54,7 @@ Command add_bw_command(CLI::App& app);
 Command add_advise_command(CLI::App& app);
 Command add_create_command(CLI::App& app);
 Command add_destroy_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 // add_bus_option binds --bus NAME to `name` (left empty: $IPCBUS_BUS, else
 // "default", as ipcbus::resolve_bus_name decides).

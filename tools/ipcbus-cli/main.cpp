@@ -40,6 +40,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_advise_command(app));
   commands.push_back(add_create_command(app));
   commands.push_back(add_destroy_command(app));
+  commands.push_back(add_bench_command(app));
 
   try {
     app.parse(argc, argv);
