@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -20,6 +22,7 @@
 #include <thread>
 
 #include "core.hpp"
+#include "validate.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -460,6 +463,47 @@ Error system_error(const std::string& what, const bip::interprocess_exception& e
   return Error{Errc::kSystem, what + ": " + e.what()};
 }
 
+// "user root (uid 0)", or "uid 1234" when the user has no name.
+std::string user_text(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    return "user " + std::string(found->pw_name) + " (uid " + std::to_string(uid) + ")";
+  }
+  return "uid " + std::to_string(uid);
+}
+std::string group_text(gid_t gid) {
+  group gr{};
+  group* found = nullptr;
+  char buf[4096];
+  if (getgrgid_r(gid, &gr, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    return "group " + std::string(found->gr_name) + " (gid " + std::to_string(gid) + ")";
+  }
+  return "gid " + std::to_string(gid);
+}
+
+// Who owns the segment and by which mode, for refusals:
+// "owned by user root (uid 0), group root (gid 0), mode 0600".
+std::string ownership_text(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return "owned by " + user_text(st.st_uid) + ", " + group_text(st.st_gid) + ", mode " + mode;
+}
+
+// The refusal of an open that the segment's permissions forbid, naming the
+// owner and mode and who we are.
+Error access_denied(const std::string& shm) {
+  struct stat st {};
+  const std::string path = "/dev/shm/" + shm;
+  const std::string owner = stat(path.c_str(), &st) == 0 ? ownership_text(st) : "of unknown owner";
+  return Error{Errc::kPermissionDenied,
+               "bus segment " + path + " is " + owner + ", which does not let this process (" +
+                   user_text(geteuid()) + ", " + group_text(getegid()) +
+                   ") read and write it; to share a bus, create it with a group mode such as "
+                   "0660 and a group both users are members of"};
+}
+
 Result<Mapping> create_bus(const std::string& shm, const Config& config) {
   if (auto ok = config.validate(); !ok) {
     return ok.error();
@@ -544,6 +588,9 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
     if (e.get_error_code() == bip::not_found_error) {
       return Error{Errc::kNotFound, "no bus segment /dev/shm/" + shm};
     }
+    if (e.get_native_error() == EACCES || e.get_native_error() == EPERM) {
+      return access_denied(shm);
+    }
     return system_error("cannot open bus segment /dev/shm/" + shm, e);
   }
   struct stat st {};
@@ -552,9 +599,9 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
   }
   if (st.st_uid != geteuid() && !options.allow_other_owner) {
     return Error{Errc::kPermissionDenied,
-                 "bus segment /dev/shm/" + shm + " belongs to uid " + std::to_string(st.st_uid) +
-                     ", not to uid " + std::to_string(geteuid()) +
-                     "; opening another user's bus must be allowed explicitly"};
+                 "bus segment /dev/shm/" + shm + " is " + ownership_text(st) + ", not by this " +
+                     user_text(geteuid()) +
+                     "; opening another user's bus must be allowed explicitly (allow_other_owner)"};
   }
   // Wait until the creator has sized the segment and stored the magic.
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
@@ -576,6 +623,16 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
         const std::uint64_t bytes = h->segment_bytes;
         holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
         prefault(holder->region.get_address(), bytes);
+        // Tools look at buses they did not make: past the header, check
+        // every table they follow before they follow it.
+        const auto* base = static_cast<const char*>(holder->region.get_address());
+        if (options.observe_only) {
+          if (auto ok =
+                  validate_structure(*reinterpret_cast<const SegmentHeader*>(base), base, bytes);
+              !ok) {
+            return ok.error();
+          }
+        }
         Mapping m;
         m.base = holder->region.get_address();
         m.bytes = bytes;

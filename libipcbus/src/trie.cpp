@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
+#include <thread>
 
 #include "crash.hpp"
 #include "ipcbus/topic.hpp"
@@ -438,31 +439,70 @@ void BusCore::unsubscribe_all(std::uint32_t listener) {
   }
 }
 
-std::vector<std::string> BusCore::filters_of(std::uint32_t listener) {
+namespace {
+
+// One reading of listener's filters, rebuilt from its subscription records
+// and their nodes' labels up to the root. Every index is range-checked and
+// every walk bounded (a record seen twice ends the list; a filter stops at
+// max_topic_bytes + 1 levels), so that a corrupt segment costs at most
+// subscriptions x levels steps and never leads outside the tables. A filter
+// whose way to the root is broken reads "(corrupt)".
+std::vector<std::string> read_filters(const BusCore& core, std::uint32_t listener) {
+  const SegmentHeader& h = core.header();
   std::vector<std::string> out;
-  TrieWriter w(*this);  // excludes writers; no change is made
-  std::uint32_t s = slot(listener).subs_head.load(std::memory_order_relaxed);
-  for (std::uint32_t guard = 0; s < header_->subscriptions && guard < header_->subscriptions;
-       ++guard) {
-    std::vector<std::string_view> parts;
-    std::uint32_t n = sub(s).node.load(std::memory_order_relaxed);
-    for (std::uint32_t depth = 0; n != 0 && n < header_->trie_nodes && depth <= header_->trie_nodes;
-         ++depth) {
-      const TrieNode& t = node(n);
-      const std::uint32_t len =
-          std::min(t.label_len.load(std::memory_order_relaxed), header_->max_level_bytes);
-      parts.emplace_back(node_label(n), len);
-      n = t.parent.load(std::memory_order_relaxed);
+  std::vector<bool> seen(h.subscriptions, false);
+  std::vector<std::uint32_t> path;
+  // relaxed, for every read here: seqlock-protected, see filters_of().
+  for (std::uint32_t s = core.slot(listener).subs_head.load(std::memory_order_relaxed);
+       s < h.subscriptions && !seen[s];
+       s = core.sub(s).next_in_listener.load(std::memory_order_relaxed)) {
+    seen[s] = true;
+    path.clear();
+    std::uint32_t n = core.sub(s).node.load(std::memory_order_relaxed);
+    while (n != 0 && n < h.trie_nodes && path.size() <= h.max_topic_bytes) {
+      path.push_back(n);
+      n = core.node(n).parent.load(std::memory_order_relaxed);
     }
     std::string f;
-    for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-      if (it != parts.rbegin()) {
+    for (auto it = path.rbegin(); n == 0 && it != path.rend() && f.size() <= h.max_topic_bytes;
+         ++it) {
+      if (it != path.rbegin()) {
         f += '/';
       }
-      f += *it;
+      const std::uint32_t len =
+          std::min(core.node(*it).label_len.load(std::memory_order_relaxed), h.max_level_bytes);
+      const char* label = core.node_label(*it);
+      for (std::uint32_t i = 0; i < len; ++i) {
+        f += std::atomic_ref<char>(const_cast<char&>(label[i])).load(std::memory_order_relaxed);
+      }
     }
-    out.push_back(std::move(f));
-    s = sub(s).next_in_listener.load(std::memory_order_relaxed);
+    out.push_back(n == 0 && !path.empty() && f.size() <= h.max_topic_bytes ? std::move(f)
+                                                                           : "(corrupt)");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> BusCore::filters_of(std::uint32_t listener) {
+  // Read as publishers match (trie.hpp): under the seqlock, without the trie
+  // mutex, so that a tool neither waits for writers nor trusts the mutex's
+  // bytes. A reading that overlapped a change is taken again, a few times;
+  // past that (a writer busy, or dead mid-change) the last one stands.
+  std::vector<std::string> out;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    // SYNC(trie): acquire pairs with the writer's release store of the even
+    // version (~TrieWriter): the trie as of that version is visible.
+    const std::uint64_t v1 = header_->trie_version.load(std::memory_order_acquire);
+    out = read_filters(*this, listener);
+    // SYNC(trie-begin): pairs with the release fence in TrieWriter::begin():
+    // if the reading saw any change, the load below sees a newer version.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // relaxed: ordered by the fence above.
+    if ((v1 & 1) == 0 && header_->trie_version.load(std::memory_order_relaxed) == v1) {
+      break;
+    }
+    std::this_thread::yield();
   }
   return out;
 }

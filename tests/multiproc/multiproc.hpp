@@ -8,6 +8,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -82,6 +83,11 @@ struct SpawnOptions {
   std::string stderr_path;
   bool stderr_to_stdout = false;
   std::vector<int> pass_fds;
+  // Run the child as this user (a root parent only): its groups, then its
+  // gid, then its uid are set before exec; the child exits 125 if one fails.
+  std::optional<uid_t> uid;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
 };
 
 // spawn forks and execs argv[0] with argv. The child dies with the thread
@@ -104,6 +110,11 @@ inline pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& o) 
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    if (o.uid && (setgroups(o.groups.size(), o.groups.data()) != 0 || setgid(o.gid) != 0 ||
+                  setuid(*o.uid) != 0)) {
+      _exit(125);
+    }
+    // After the change of user: a change of credentials clears the setting.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) {
       _exit(126);  // the parent died before the line above

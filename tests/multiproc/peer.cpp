@@ -28,6 +28,9 @@
 // half-create: makes /dev/shm/ipcbus.B of --size zero bytes and exits as a
 //   creator that died before initialising would.
 //
+// listen and publish take --allow-other-owner to open a bus that belongs to
+// another user (OpenOptions::allow_other_owner).
+//
 // Exit status: 0 success, 2 bad arguments or a failed call, 3 an event did
 // not come in time. Every peer ends itself after 90 s (alarm), so none
 // outlives a test that lost track of it.
@@ -112,15 +115,16 @@ void print_event(const ipcbus::Sample& s) {
               s.topic().data(), s.payload().size(), ok ? "ok" : "bad");
 }
 
-ipcbus::Result<ipcbus::Bus> open_existing(const std::string& name) {
+ipcbus::Result<ipcbus::Bus> open_existing(const Args& a) {
   ipcbus::OpenOptions o;
-  o.name = name;
+  o.name = get(a, "--bus");
   o.create = false;
+  o.allow_other_owner = has(a, "--allow-other-owner");
   return ipcbus::Bus::open(o);
 }
 
 int listen(const Args& a) {
-  auto bus = open_existing(get(a, "--bus"));
+  auto bus = open_existing(a);
   if (!bus) {
     return fail("open", bus.error());
   }
@@ -199,7 +203,7 @@ int listen(const Args& a) {
 }
 
 int publish(const Args& a) {
-  auto bus = open_existing(get(a, "--bus"));
+  auto bus = open_existing(a);
   if (!bus) {
     return fail("open", bus.error());
   }

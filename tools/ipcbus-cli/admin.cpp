@@ -1,6 +1,7 @@
 // admin.cpp: `ipcbus create` (a bus from the embedded defaults, a TOML file
 // and flags, refused if the bus exists) and `ipcbus destroy` (refused while
 // live processes use the bus, unless forced).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -174,6 +175,16 @@ int run_destroy(const DestroyOptions& o) {
                                      "; stop them first, or --force removes it anyway");
   }
   if (auto done = Bus::destroy(name); !done) {
+    // Bus::destroy reports any failed unlink as "no bus"; a segment still
+    // there was refused by the sticky /dev/shm: another user's.
+    struct stat st {};
+    const std::string path = "/dev/shm/ipcbus." + name;
+    if (done.error().code == Errc::kNotFound && stat(path.c_str(), &st) == 0) {
+      throw CliError(kExitRuntime, "cannot destroy bus '" + name + "': " + path +
+                                       " belongs to uid " + std::to_string(st.st_uid) + " (mode " +
+                                       mode_text(st.st_mode) +
+                                       "), and only its owner or root may remove it");
+    }
     throw CliError(kExitRuntime, "cannot destroy bus '" + name + "': " +
                                      errc_name(done.error().code) + ": " + done.error().message);
   }

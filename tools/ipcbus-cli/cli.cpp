@@ -18,6 +18,9 @@ std::atomic<bool> g_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free,
               "a signal handler may only touch lock-free atomics");
 
+// Set once by main() before any command runs.
+bool g_allow_other_owner = false;
+
 void on_stop_signal(int /*signal*/) {
   // relaxed: a lone flag; nothing else is published with it.
   g_stop.store(true, std::memory_order_relaxed);
@@ -73,6 +76,13 @@ Bus open_bus(const std::string& name, bool create) {
                                        "); start a publisher or subscriber first");
     case Errc::kInvalidArgument:
       throw CliError(kExitUsage, "invalid bus name '" + options.name + "': " + e.message);
+    case Errc::kPermissionDenied:
+      // The library names the owner and mode; say how this tool allows
+      // another user's bus when that is what stopped it.
+      throw CliError(kExitRuntime, "cannot open " + what + ": " + e.message +
+                                       (e.message.find("allow_other_owner") != std::string::npos
+                                            ? "; ipcbus --allow-other-owner allows it"
+                                            : ""));
     case Errc::kLayoutMismatch:
       throw CliError(kExitRuntime,
                      what + " was made by an incompatible build (this one reads layout " +
@@ -85,7 +95,13 @@ Bus open_bus(const std::string& name, bool create) {
 
 Result<Bus> try_open_bus(const OpenOptions& options) {
   QuietLibraryLog quiet;
-  return Bus::open(options);
+  OpenOptions o = options;
+  o.allow_other_owner = o.allow_other_owner || g_allow_other_owner;
+  return Bus::open(o);
+}
+
+void set_allow_other_owner(bool allow) {
+  g_allow_other_owner = allow;
 }
 
 void install_logger() {

@@ -55,6 +55,7 @@ Command add_advise_command(CLI::App& app);
 Command add_create_command(CLI::App& app);
 Command add_destroy_command(CLI::App& app);
 Command add_doctor_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 // add_bus_option binds --bus NAME to `name` (left empty: $IPCBUS_BUS, else
 // "default", as ipcbus::resolve_bus_name decides).
@@ -67,8 +68,13 @@ Bus open_bus(const std::string& name, bool create);
 
 // try_open_bus is Bus::open with the library's log quiet (unless
 // $IPCBUS_LOG_LEVEL asks for it), for callers that report failures
-// themselves.
+// themselves. It applies set_allow_other_owner().
 Result<Bus> try_open_bus(const OpenOptions& options);
+
+// set_allow_other_owner makes every open of this run accept a bus whose
+// segment belongs to another user (when its mode lets us in at all), as the
+// global flag --allow-other-owner (or $IPCBUS_ALLOW_OTHER_OWNER) asks.
+void set_allow_other_owner(bool allow);
 
 // install_logger registers the "ipcbus" spdlog logger the library writes to:
 // stderr, prefixed "ipcbus: <level>:", at $IPCBUS_LOG_LEVEL (default warn).

@@ -22,6 +22,11 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ipcbus ") + IPCBUS_VERSION + " (segment layout " +
                                         std::to_string(ipcbus::layout_version()) + ")");
+  bool allow_other_owner = false;
+  app.add_flag("--allow-other-owner", allow_other_owner,
+               "Open a bus whose segment belongs to another user, when its mode (e.g. 0660 "
+               "with a shared group) lets this user in")
+      ->envname("IPCBUS_ALLOW_OTHER_OWNER");
   std::vector<Command> commands;
   commands.push_back(add_pub_command(app));
   commands.push_back(add_sub_command(app));
@@ -36,6 +41,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_create_command(app));
   commands.push_back(add_destroy_command(app));
   commands.push_back(add_doctor_command(app));
+  commands.push_back(add_bench_command(app));
 
   try {
     app.parse(argc, argv);
@@ -44,6 +50,7 @@ int run(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
 
+  set_allow_other_owner(allow_other_owner);
   for (const Command& command : commands) {
     if (!app.got_subcommand(command.app)) {
       continue;

@@ -159,11 +159,15 @@ std::string cell_text(const Json& value) {
   if (is_scalar_array(value)) {
     std::vector<std::string> parts;
     for (const Json& item : value) {
-      parts.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+      parts.push_back(item.is_string() ? item.get<std::string>() : json_text(item));
     }
     return join(parts, " ");
   }
-  return value.dump();
+  return json_text(value);
+}
+
+std::string json_text(const Json& value, int indent) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string csv_field(const std::string& text) {
@@ -184,11 +188,11 @@ void print_records(std::ostream& out, Format format, const Json& rows,
                    const std::vector<Column>& columns, const Json& example) {
   switch (format) {
     case Format::kJson:
-      out << rows.dump(2) << '\n';
+      out << json_text(rows, 2) << '\n';
       return;
     case Format::kNdjson:
       for (const Json& row : rows) {
-        out << row.dump() << '\n';
+        out << json_text(row) << '\n';
       }
       return;
     case Format::kCsv:

@@ -45,6 +45,11 @@ struct Column {
 void print_records(std::ostream& out, Format format, const Json& rows,
                    const std::vector<Column>& columns, const Json& example);
 
+// json_text serialises `value` like dump(indent), writing bytes that are not
+// UTF-8 (only a corrupt segment has such filters or error texts) as U+FFFD
+// instead of failing.
+std::string json_text(const Json& value, int indent = -1);
+
 // cell_text is how a table shows a JSON value: strings as they are, arrays of
 // strings joined by spaces, booleans yes/no, null as "-".
 std::string cell_text(const Json& value);

@@ -148,7 +148,7 @@ void print_ndjson(const BusInfo& info) {
   for (const Record& r : stat_records(info)) {
     Json line{{"record", r.kind}};
     line.update(r.fields);
-    std::cout << line.dump() << '\n';
+    std::cout << json_text(line) << '\n';
   }
 }
 
@@ -183,7 +183,7 @@ int run_stat(const StatOptions& o) {
       print_tables(info);
       break;
     case Format::kJson:
-      std::cout << stat_json(info).dump(2) << '\n';
+      std::cout << json_text(stat_json(info), 2) << '\n';
       break;
     case Format::kNdjson:
       print_ndjson(info);
