@@ -106,10 +106,8 @@ std::string check_counters(const View& v) {
     p = "header: edge_tombstones " + num(tombstones) + " is above edge_count " + num(h.edge_count);
   }
   for (std::uint32_t k = 0; p.empty() && k < h.pool_count; ++k) {
-    const auto ref = static_cast<std::uint32_t>(peek(h.pool_heads[k].head));
-    if (ref != kNone && v.pool_of(ref) != static_cast<int>(k)) {
-      p = "header: free list head of pool " + num(k) + " names no chunk of that pool (" + num(ref) +
-          ")";
+    if (h.pools[k].bitmap_word + (h.pools[k].count + 63) / 64 > h.bitmap_words) {
+      p = "header: the free bitmap of pool " + num(k) + " runs past the bitmap";
     }
   }
 #ifdef __GLIBC__
@@ -252,9 +250,16 @@ std::string check_chunks(const View& v) {
                ", reference " + num(peek(c.self_ref)) + ", capacity " + num(peek(c.capacity)) +
                ", payload offset " + num(peek(c.payload_offset)) + ")";
       }
-      const std::uint32_t next = peek(c.next_free);
-      if (next != kNone && v.pool_of(next) != static_cast<int>(k)) {
-        return where + ": next_free names no chunk of its pool (" + num(next) + ")";
+      if (peek(c.index) != pool.bitmap_word * 64 + j) {
+        return where + ": its bitmap index " + num(peek(c.index)) + " is not its place";
+      }
+      const std::uint64_t holders = peek(c.holders);
+      const std::uint32_t taker = taker_of(holders);
+      const std::uint64_t slots =
+          h.max_listeners >= 64 ? ~0ULL : (std::uint64_t{1} << h.max_listeners) - 1;
+      if ((taker != kNone && taker != taker_of(kTakerBits) && taker >= h.max_processes) ||
+          (holders & kListenerBits & ~slots) != 0) {
+        return where + ": its holders word names a process or listener slot the bus does not have";
       }
       if (peek(c.topic_len) > h.max_topic_bytes || peek(c.payload_len) > pool.payload_bytes) {
         return where + ": topic of " + num(peek(c.topic_len)) + " bytes or payload of " +

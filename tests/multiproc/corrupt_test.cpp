@@ -132,9 +132,11 @@ std::vector<Field> header_fields(const char* base) {
       IPCBUS_FIELD(h, next_publisher_id),
       IPCBUS_FIELD(h, attach_count),
       IPCBUS_FIELD(h, errlog_dropped),
-      IPCBUS_FIELD(h, pool_heads[0].head),
-      IPCBUS_FIELD(h, pool_heads[0].free_count),
-      IPCBUS_FIELD(h, pool_heads[1].head),
+      IPCBUS_FIELD(h, bitmap_off),
+      IPCBUS_FIELD(h, bitmap_words),
+      IPCBUS_FIELD(h, chunk_count),
+      IPCBUS_FIELD(h, pools[1].bitmap_word),
+      IPCBUS_FIELD(h, agent_pid),
   };
   return f;
 }
@@ -177,7 +179,7 @@ std::vector<Field> record_fields(const char* base, Rng& rng) {
   const std::uint64_t ci = rng.below(h->pools[0].count);
   const auto* c = reinterpret_cast<const detail::ChunkHeader*>(base + h->pools[0].offset +
                                                                ci * h->pools[0].stride);
-  tag({IPCBUS_FIELD(c, refcount), IPCBUS_FIELD(c, next_free), IPCBUS_FIELD(c, pool_class),
+  tag({IPCBUS_FIELD(c, holders), IPCBUS_FIELD(c, index), IPCBUS_FIELD(c, pool_class),
        IPCBUS_FIELD(c, self_ref), IPCBUS_FIELD(c, capacity), IPCBUS_FIELD(c, payload_len),
        IPCBUS_FIELD(c, topic_len), IPCBUS_FIELD(c, payload_offset)},
       "chunk[" + std::to_string(ci) + "]");

@@ -179,12 +179,11 @@ TEST_F(Validate, EachBrokenFieldIsForeignSegmentNamingIt) {
          m.h().nodes_used.store(m.h().trie_nodes + 1, std::memory_order_relaxed);
        },
        "nodes_used"},
-      {"pool head naming a chunk of another pool",
+      {"chunk held by a listener slot the bus does not have",
        [](Image& m, std::uint32_t, std::uint32_t) {
-         m.h().pool_heads[0].head.store(m.h().pools[1].offset / detail::kChunkUnit,
-                                        std::memory_order_relaxed);
+         m.chunk(0, 1).holders.store(1ULL << 47, std::memory_order_relaxed);
        },
-       "free list head of pool 0"},
+       "chunk 1 of pool 0"},
       {"chunk header of another chunk",
        [](Image& m, std::uint32_t, std::uint32_t) { m.chunk(0, 2).self_ref += 1; },
        "chunk 2 of pool 0"},
