@@ -272,7 +272,8 @@ std::string check_chunks(const View& v) {
 
 // The chains a reader walks: each listener's subscription list, each node's
 // way to the root, the two free lists. Called inside a seqlock read section,
-// so every index is checked again (the per-record pass ran outside it).
+// where any read may be torn by a writer (the section is then thrown away):
+// so every index read here is range-checked before it is used, each time.
 std::string check_chains(const View& v) {
   const SegmentHeader& h = v.h();
   const std::uint32_t tn = h.trie_nodes;
@@ -294,16 +295,20 @@ std::string check_chains(const View& v) {
       }
     }
   }
-  // 0 not seen, 1 on the path being followed, 2 leads to the root.
+  // 0 not seen, 1 on the path being followed, 2 leads to the root. The path
+  // is kept rather than read again: a writer may change it meanwhile.
   std::vector<std::uint8_t> mark(tn, 0);
+  std::vector<std::uint32_t> path;
   mark[0] = 2;
   for (std::uint32_t n = 1; n < tn; ++n) {
     if (peek(v.node(n).kind) == kNodeFree) {
       continue;
     }
+    path.clear();
     std::uint32_t m = n;
     while (mark[m] == 0) {
       mark[m] = 1;
+      path.push_back(m);
       const std::uint32_t parent = peek(v.node(m).parent);
       if (parent >= tn) {
         return "trie node " + num(m) + " does not lead to the root (parent " + num(parent) + ")";
@@ -313,8 +318,8 @@ std::string check_chains(const View& v) {
     if (mark[m] == 1) {
       return "trie node " + num(m) + " is its own ancestor (a cycle of parents)";
     }
-    for (m = n; mark[m] == 1; m = peek(v.node(m).parent)) {
-      mark[m] = 2;
+    for (std::uint32_t on_path : path) {
+      mark[on_path] = 2;
     }
   }
   std::uint32_t steps = 0;

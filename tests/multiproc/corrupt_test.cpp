@@ -15,9 +15,10 @@
 //     record) set the same way.
 // Pass: every child exits 0, or exits 1 with a message on stderr; no child
 // dies of a signal, hangs (killed at the bound), exits otherwise, or makes a
-// sanitizer speak. The seeds run in shards (one test each) so that shards run
-// in parallel and each stays short. A failing seed keeps its segment in
-// /tmp/ipcbus-corrupt-seed<N>.bin.
+// sanitizer speak; and the readers, which read one unchanging copy, all
+// exit alike. The 200 seeds run in 20 shards (one test each) so that shards
+// run in parallel and each stays short, under a sanitizer too. A failing seed
+// keeps its segment in /tmp/ipcbus-corrupt-seed<N>.bin.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -40,8 +41,8 @@ namespace ipcbus::test {
 namespace {
 
 inline constexpr const char* kAgent = IPCBUS_AGENT;
-inline constexpr int kShards = 8;
-inline constexpr int kSeedsPerShard = 25;  // 200 seeds in all
+inline constexpr int kShards = 20;
+inline constexpr int kSeedsPerShard = 10;  // 200 seeds in all
 // A tool reads a bus this small in milliseconds (a missing magic makes it
 // wait its 2 s ready timeout); past this bound it hangs.
 inline constexpr auto kHangBound = std::chrono::seconds(10);
@@ -415,7 +416,16 @@ class CorruptSegment : public MultiProc, public ::testing::WithParamInterface<in
     // The agent attaches (it writes a process entry, maybe the error log),
     // so it runs after the readers, next to top.
     ToolRun top = start_tool("top", {kCli, "top", "--once", "--interval", "0.1", "--bus", copy});
-    ToolRun agent = start_tool("agent", {kAgent, "--bus", copy, "--interval", "0.01"});
+    ToolRun agent =
+        start_tool("agent", {kAgent, "--bus", copy, "--interval", "0.01", "--log-level", "info"});
+    // It logs "agent starting" once its SIGTERM handler is in place; a
+    // SIGTERM before that would end it as a signal, not as a stop.
+    poll_until(
+        [&] {
+          return !still_running(agent.pid) ||
+                 read_file(agent.err).find("agent starting") != std::string::npos;
+        },
+        kHangBound);
     poll_until([&] { return !still_running(agent.pid); }, kAgentRun);
     kill(agent.pid, SIGTERM);
     agent.exit = finish(agent.pid, kHangBound);
