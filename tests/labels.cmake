@@ -3,8 +3,8 @@
 #
 # concurrency: unit tests with several threads on one bus, the
 #   ThreadSanitizer job of scripts/sanitize.sh.
-# alloc: heap counting with a replaced operator new, which the
-#   AddressSanitizer job skips (scripts/sanitize.sh says why).
+# alloc: heap counting with a replaced operator new (tests/alloc), so that
+#   `ctest -L alloc` runs it alone and a job can leave it out.
 if(ipcbus_concurrency_tests)
   set_tests_properties(${ipcbus_concurrency_tests} PROPERTIES LABELS "unit;concurrency")
 endif()
