@@ -173,14 +173,14 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
                                              " listener slots are in use (max_listeners)"};
 }
 
-void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead) {
+bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead) {
   ListenerSlot& s = listeners_[index];
   // acquire: see the state as the last transition left it.
   std::uint64_t w = s.state.load(std::memory_order_acquire);
   for (;;) {
     if (generation_of(w) != generation ||
         state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree)) {
-      return;  // not ours any more
+      return true;  // not ours any more
     }
     if (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kClosed)) {
       break;
@@ -195,7 +195,14 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
     }
   }
   IPCBUS_CRASH_POINT("close");
-  unsubscribe_all(index);
+  // Crash cleanup does not wait forever on a trie mutex that no live
+  // process will ever release (corrupt bytes): it tries again later.
+  if (!unsubscribe_all(
+          index, owner_dead ? std::chrono::milliseconds(2000) : std::chrono::milliseconds(0))) {
+    log().error("listener slot {}: the trie mutex stayed taken for 2 s; left closed, bus={}", index,
+                name_);
+    return false;
+  }
   IPCBUS_CRASH_POINT("close");
 
   // Publishers blocked on this full ring re-check the state when woken.
@@ -208,7 +215,7 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
     // slot Closed, not reusable; the next close or crash cleanup retries.
     log().error("listener slot {} still has a publisher inside after 2 s; left closed, bus={}",
                 index, name_);
-    return;
+    return false;
   }
   std::uint64_t dropped = 0;
   // relaxed: the samples of this slot are this process's, counted here.
@@ -268,6 +275,7 @@ void BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
   }
   log().debug("listener closed bus={} slot={} gen={} references dropped={}{}", name_, index,
               generation, dropped, owner_dead ? " (owner dead)" : "");
+  return true;
 }
 
 bool BusCore::wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit) {

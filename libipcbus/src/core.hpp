@@ -351,7 +351,9 @@ class BusCore {
   // --- trie (trie.cpp), control path under the trie mutex -------------------
   Result<void> subscribe(std::uint32_t listener, std::uint32_t generation, std::string_view filter);
   Result<void> unsubscribe(std::uint32_t listener, std::string_view filter);
-  void unsubscribe_all(std::uint32_t listener);
+  // unsubscribe_all removes every subscription of `listener`; with
+  // `patience`, false if the trie mutex stayed taken that long.
+  bool unsubscribe_all(std::uint32_t listener, std::chrono::milliseconds patience = {});
   // The filters listener i holds, rebuilt from the trie.
   std::vector<std::string> filters_of(std::uint32_t listener);
 
@@ -385,7 +387,8 @@ class BusCore {
   // close_listener closes slot `index` of `generation` and frees it. With
   // `owner_dead`, crash cleanup closes it for a dead owner: every chunk bit
   // of the slot is dropped, so the samples the owner held come back too.
-  void close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false);
+  // False when it could not finish (the slot stays Closed; call it again).
+  bool close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false);
   // wait_fanouts waits until no live publisher can still push into ring
   // `index` (see INVARIANT1); false if some live one did not leave in time.
   bool wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit);

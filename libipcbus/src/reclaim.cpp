@@ -160,7 +160,8 @@ void resolve_fanout(BusCore& c, PublisherSlot& j, std::uint32_t dead, CleanupRep
   if (taker_of(holders) != dead) {
     return;  // it had dropped its own reference: the fan-out was over
   }
-  std::uint64_t pending = j.pending.load(std::memory_order_relaxed) & holders & kListenerBits;
+  const std::uint64_t slots = (std::uint64_t{1} << c.header().max_listeners) - 1;
+  std::uint64_t pending = j.pending.load(std::memory_order_relaxed) & holders & slots;
   const std::uint32_t at = j.push_listener.load(std::memory_order_relaxed);
   std::uint64_t drop = 0;
   while (pending != 0) {
@@ -239,7 +240,13 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
     if (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree) || owner_of(w) != i) {
       continue;
     }
-    close_listener(l, generation_of(w), /*owner_dead=*/true);
+    if (!close_listener(l, generation_of(w), /*owner_dead=*/true)) {
+      // Left for a later pass; the entry's lock goes so that one can start.
+      unlock_byte(fd_, lock);
+      record_error("reclaim-stalled", "entry " + std::to_string(i) + ": listener slot " +
+                                          std::to_string(l) + " could not be closed");
+      return false;
+    }
     ++mine.listeners;
     IPCBUS_CRASH_POINT("reclaim");
   }

@@ -623,15 +623,14 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
         const std::uint64_t bytes = h->segment_bytes;
         holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
         prefault(holder->region.get_address(), bytes);
-        // Tools look at buses they did not make: past the header, check
-        // every table they follow before they follow it.
+        // Past the header, check every table before anything follows it:
+        // tools look at buses they did not make, and an attach cleans up
+        // after dead processes, which walks the tables too.
         const auto* base = static_cast<const char*>(holder->region.get_address());
-        if (options.observe_only) {
-          if (auto ok =
-                  validate_structure(*reinterpret_cast<const SegmentHeader*>(base), base, bytes);
-              !ok) {
-            return ok.error();
-          }
+        if (auto ok =
+                validate_structure(*reinterpret_cast<const SegmentHeader*>(base), base, bytes);
+            !ok) {
+          return ok.error();
         }
         Mapping m;
         m.base = holder->region.get_address();

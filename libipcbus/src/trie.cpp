@@ -39,8 +39,25 @@ std::vector<std::string_view> split_levels(std::string_view s) {
 // with the seqlock's odd/even version.
 class TrieWriter {
  public:
-  explicit TrieWriter(BusCore& core) : core_(core), h_(core.header()) {
-    const int rc = pthread_mutex_lock(&h_.trie_mutex);
+  // With `patience` above zero, gives up after that long (locked() false):
+  // crash cleanup must not hang on a mutex whose bytes are corrupt.
+  explicit TrieWriter(BusCore& core, std::chrono::milliseconds patience = {})
+      : core_(core), h_(core.header()) {
+    int rc = 0;
+    if (patience.count() > 0) {
+      timespec until{};
+      clock_gettime(CLOCK_REALTIME, &until);
+      const auto ns = until.tv_nsec + (patience.count() % 1000) * 1000000L;
+      until.tv_sec += static_cast<time_t>(patience.count() / 1000 + ns / 1000000000L);
+      until.tv_nsec = ns % 1000000000L;
+      rc = pthread_mutex_timedlock(&h_.trie_mutex, &until);
+      if (rc != 0 && rc != EOWNERDEAD) {
+        locked_ = false;
+        return;
+      }
+    } else {
+      rc = pthread_mutex_lock(&h_.trie_mutex);
+    }
     if (rc == EOWNERDEAD) {
       // A writer died inside its change. Repair first, mark the mutex
       // consistent after: if this process dies while repairing, the next
@@ -49,7 +66,11 @@ class TrieWriter {
       pthread_mutex_consistent(&h_.trie_mutex);
     }
   }
+  bool locked() const { return locked_; }
   ~TrieWriter() {
+    if (!locked_) {
+      return;
+    }
     if (open_) {
       // SYNC(trie): release pairs with the reader's acquire load of the
       // version: a reader that sees the new even version sees every change.
@@ -238,6 +259,7 @@ class TrieWriter {
   BusCore& core_;
   SegmentHeader& h_;
   bool open_ = false;
+  bool locked_ = true;
   std::uint64_t version_ = 0;
 };
 
@@ -428,8 +450,11 @@ Result<void> BusCore::unsubscribe(std::uint32_t listener, std::string_view filte
   return Error{Errc::kNotFound, "listener does not hold filter '" + std::string(filter) + "'"};
 }
 
-void BusCore::unsubscribe_all(std::uint32_t listener) {
-  TrieWriter w(*this);
+bool BusCore::unsubscribe_all(std::uint32_t listener, std::chrono::milliseconds patience) {
+  TrieWriter w(*this, patience);
+  if (!w.locked()) {
+    return false;
+  }
   for (std::uint32_t guard = 0; guard <= header_->subscriptions; ++guard) {
     const std::uint32_t s = slot(listener).subs_head.load(std::memory_order_relaxed);
     if (s == kNone || s >= header_->subscriptions) {
@@ -437,6 +462,7 @@ void BusCore::unsubscribe_all(std::uint32_t listener) {
     }
     w.remove_sub(s);
   }
+  return true;
 }
 
 namespace {

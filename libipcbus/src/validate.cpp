@@ -162,7 +162,8 @@ std::string check_listeners(const View& v) {
     }
     for (std::uint32_t k = 0; k < h.ring_capacity; ++k) {
       const auto ref = static_cast<std::uint32_t>(peek(v.ring_entry(i, k)));
-      if (ref != kNone && v.pool_of(ref) < 0) {
+      // kSkip: a repaired position; kDropMark | slot: freed by an eviction.
+      if (ref != kNone && ref != kSkip && (ref & kDropMark) != kDropMark && v.pool_of(ref) < 0) {
         return where + ": ring entry " + num(k) + " names no chunk (" + num(ref) + ")";
       }
     }
