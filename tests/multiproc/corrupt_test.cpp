@@ -413,6 +413,11 @@ class CorruptSegment : public MultiProc, public ::testing::WithParamInterface<in
     for (ToolRun& r : readers) {
       r.exit = finish(r.pid, kHangBound);
     }
+    // doctor reads as they do but exits 1 on any violation, which a copy of a
+    // live bus (its processes dead, as far as the copy knows) has: only its
+    // way of ending is judged.
+    ToolRun doctor = start_tool("doctor", {kCli, "doctor", "--bus", copy});
+    doctor.exit = finish(doctor.pid, kHangBound);
     // The agent attaches (it writes a process entry, maybe the error log),
     // so it runs after the readers, next to top.
     ToolRun top = start_tool("top", {kCli, "top", "--once", "--interval", "0.1", "--bus", copy});
@@ -444,6 +449,8 @@ class CorruptSegment : public MultiProc, public ::testing::WithParamInterface<in
     }
     readers.push_back(agent);
     readers.back().why = verdict(agent);
+    readers.push_back(doctor);
+    readers.back().why = verdict(doctor);
     std::vector<ToolRun> failed;
     for (const ToolRun& r : readers) {
       if (!r.why.empty()) {

@@ -93,6 +93,9 @@ int run_doctor(const DoctorOptions& o) {
     if (violations.empty()) {
       std::cout << "ok: bus '" << info.name << "' is consistent (" << info.processes.size()
                 << " process(es), " << info.listeners.size() << " listener(s))\n";
+    } else {
+      std::cerr << "ipcbus doctor: bus '" << info.name << "' has " << violations.size()
+                << " violation(s)\n";
     }
   }
   return violations.empty() ? kExitOk : kExitRuntime;
