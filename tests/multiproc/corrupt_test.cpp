@@ -420,7 +420,10 @@ class CorruptSegment : public MultiProc, public ::testing::WithParamInterface<in
     doctor.exit = finish(doctor.pid, kHangBound);
     // The agent attaches (it writes a process entry, maybe the error log),
     // so it runs after the readers, next to top.
+    // top reads before the agent attaches: an attach cleans up after the
+    // copy's processes (dead to it), which changes what a reader sees.
     ToolRun top = start_tool("top", {kCli, "top", "--once", "--interval", "0.1", "--bus", copy});
+    top.exit = finish(top.pid, kHangBound);
     ToolRun agent =
         start_tool("agent", {kAgent, "--bus", copy, "--interval", "0.01", "--log-level", "info"});
     // It logs "agent starting" once its SIGTERM handler is in place; a
@@ -434,7 +437,6 @@ class CorruptSegment : public MultiProc, public ::testing::WithParamInterface<in
     poll_until([&] { return !still_running(agent.pid); }, kAgentRun);
     kill(agent.pid, SIGTERM);
     agent.exit = finish(agent.pid, kHangBound);
-    top.exit = finish(top.pid, kHangBound);
     readers.push_back(top);
     for (ToolRun& r : readers) {
       r.why = verdict(r);
