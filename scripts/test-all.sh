@@ -2,7 +2,8 @@
 # Every test on a fresh Debian 12 machine: install what is missing, build
 # with warnings as errors, run the whole ctest suite (unit, multi-process
 # with real processes, the main job on real input, the installed package,
-# benchmark smoke runs), then a short libFuzzer pass over each target.
+# benchmark smoke runs), clang-tidy over the project's sources
+# (scripts/lint.sh), then a short libFuzzer pass over each target.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -11,6 +12,7 @@ build=${IPCBUS_BUILD_DIR:-$root/build}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 (cd "$build" && ctest --output-on-failure -j2 --timeout 600) | tee "$log"
+"$root/scripts/lint.sh"
 "$root/scripts/fuzz.sh" "${IPCBUS_FUZZ_SECONDS:-10}"
 # ctest's summary again, last, so that it closes the run's output.
 summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
