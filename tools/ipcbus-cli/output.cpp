@@ -64,7 +64,12 @@ void flatten_into(const Json& value, const std::string& prefix, Json& out) {
   for (const auto& [key, item] : value.items()) {
     // items() of an array names them "0", "1", ...; keep the order explicit.
     const std::string part = value.is_array() ? std::to_string(position++) : key;
-    flatten_into(item, prefix.empty() ? part : prefix + '.' + part, out);
+    std::string path = prefix;
+    if (!path.empty()) {
+      path += '.';
+    }
+    path += part;
+    flatten_into(item, path, out);
   }
 }
 
