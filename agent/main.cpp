@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <set>
 #include <thread>
@@ -227,7 +228,8 @@ void reclaim(spdlog::logger& log, ipcbus::Bus& bus) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// main() below runs this and turns an exception that escapes it into a message.
+static int agent_main(int argc, char** argv) {
   CLI::App app{"ipcbus-agent: housekeeping for an ipcbus bus"};
   std::string bus_name;
   std::string config_path;
@@ -370,6 +372,18 @@ int main(int argc, char** argv) {
     deaths.update(bus->inspect());
   }
   notify_systemd("STOPPING=1");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): strsignal's buffer; this process has one thread
   log->info("agent stopping bus={} signal={}", name, strsignal(g_signal.load()));
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return agent_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbus-agent: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ipcbus-agent: unknown exception\n");
+  }
+  return 1;
 }

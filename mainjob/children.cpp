@@ -57,6 +57,7 @@ void close_fd(int& fd) {
     close_range(STDERR_FILENO + 1, UINT_MAX, CLOSE_RANGE_CLOEXEC);
   }
   signal(SIGPIPE, SIG_DFL);  // the coordinator ignores it; exec would keep that
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): in the forked child, one thread; async-signal-safe
   sigprocmask(SIG_SETMASK, &mask, nullptr);
   execv("/proc/self/exe", argv);
   _exit(127);
@@ -86,6 +87,7 @@ Child& ChildSet::spawn(std::string what, const std::vector<std::string>& args, b
   // Everything the child needs is built before fork: no allocation after it.
   std::vector<std::string> copy = args;
   std::vector<char*> argv;
+  argv.reserve(copy.size() + 1);
   for (std::string& a : copy) {
     argv.push_back(a.data());
   }

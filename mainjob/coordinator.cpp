@@ -263,8 +263,8 @@ void Coordinator::set_up_signals_and_progress() {
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
     sigaddset(&set, s);
   }
-  if (sigprocmask(SIG_BLOCK, &set, &child_mask_) != 0) {
-    throw std::system_error(errno, std::generic_category(), "sigprocmask");
+  if (const int rc = pthread_sigmask(SIG_BLOCK, &set, &child_mask_); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
   }
   signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd_ < 0) {
@@ -330,7 +330,8 @@ void Coordinator::go() {
   for (Child* p : publishers_) {
     static constexpr char kGo[] = "go\n";
     if (write(p->in, kGo, sizeof kGo - 1) != static_cast<ssize_t>(sizeof kGo - 1)) {
-      throw Failure(p->what + " did not take its start signal: " + std::strerror(errno));
+      throw Failure(p->what +
+                    " did not take its start signal: " + std::generic_category().message(errno));
     }
     close(p->in);
     p->in = -1;
@@ -636,8 +637,10 @@ int run_coordinator(const CoordinatorOptions& options) {
     Coordinator c(options);
     return c.run();
   } catch (const Interrupted& i) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): strsignal's buffer; this process has one thread
+    const char* signal_name = strsignal(i.signo);
     std::fprintf(stderr, "%sipcbus-replay: interrupted by %s; children killed, bus removed\n",
-                 isatty(STDERR_FILENO) == 1 ? "\n" : "", strsignal(i.signo));
+                 isatty(STDERR_FILENO) == 1 ? "\n" : "", signal_name);
     return 128 + i.signo;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%sipcbus-replay: FAILED: %s\n", isatty(STDERR_FILENO) == 1 ? "\n" : "",

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <system_error>
 
 namespace replay {
 
@@ -78,7 +79,7 @@ void append_level(std::string& out, std::string_view field) {
 LogFile read_log(const std::string& path, std::size_t max_payload) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    throw std::runtime_error("cannot open " + path + ": " + std::generic_category().message(errno));
   }
   LogFile log;
   log.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

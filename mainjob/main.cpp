@@ -63,7 +63,8 @@ std::vector<std::string> split_filters(const std::string& spec) {
 
 }  // namespace replay
 
-int main(int argc, char** argv) {
+// main() below runs this and turns an exception that escapes it into a message.
+static int replay_main(int argc, char** argv) {
   using namespace replay;
   CLI::App app{
       "Replay an event log through an ipcbus bus across processes: P publishers share the "
@@ -160,4 +161,15 @@ int main(int argc, char** argv) {
   co.watchdog = std::chrono::seconds(watchdog_s);
   co.block_timeout = std::chrono::milliseconds(block_timeout_ms);
   return run_coordinator(co);
+}
+
+int main(int argc, char** argv) {
+  try {
+    return replay_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbus-replay: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ipcbus-replay: unknown exception\n");
+  }
+  return 1;
 }

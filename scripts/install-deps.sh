@@ -17,6 +17,7 @@ packages=(
   libzmq3-dev iceoryx libiceoryx-posh-dev  # peers the benchmark measures us against
   gnuplot-nox           # the benchmark's PNG plots
   clang libclang-rt-14-dev  # libFuzzer targets
+  clang-tidy            # static analysis (scripts/lint.sh, .clang-tidy)
 )
 
 missing=()

@@ -2,8 +2,9 @@
 # Every test on a fresh Debian 12 machine: install what is missing, build
 # with warnings as errors, run the whole ctest suite (unit, multi-process
 # with real processes, the main job on real input, the installed package,
-# benchmark smoke runs), then a short libFuzzer pass over each target, then
-# the tests under sanitizers (scripts/sanitize.sh).
+# benchmark smoke runs), clang-tidy over the project's sources
+# (scripts/lint.sh), a short libFuzzer pass over each target, then the
+# tests under sanitizers (scripts/sanitize.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -13,6 +14,7 @@ log=$(mktemp)
 san_log=$(mktemp)
 trap 'rm -f "$log" "$san_log"' EXIT
 (cd "$build" && ctest --output-on-failure -j2 --timeout 600) | tee "$log"
+"$root/scripts/lint.sh"
 "$root/scripts/fuzz.sh" "${IPCBUS_FUZZ_SECONDS:-10}"
 # The tests again under AddressSanitizer + UBSan and ThreadSanitizer
 # (scripts/sanitize.sh says which); both jobs run even if one fails, and

@@ -19,7 +19,9 @@
 #include <cstring>
 #include <ctime>
 #include <new>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include "core.hpp"
 #include "validate.hpp"
@@ -520,10 +522,18 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     return system_error("cannot create bus segment /dev/shm/" + shm, e);
   }
   if (!config.group.empty()) {
-    const group* g = getgrnam(config.group.c_str());
+    // getgrnam_r, not getgrnam: attach may run in several threads at once.
+    std::vector<char> buffer(std::size_t{16} * 1024);
+    group entry{};
+    group* g = nullptr;
+    while (getgrnam_r(config.group.c_str(), &entry, buffer.data(), buffer.size(), &g) == ERANGE &&
+           buffer.size() < std::size_t{1024} * 1024) {
+      buffer.resize(buffer.size() * 2);
+    }
     const int fd = holder->shm.get_mapping_handle().handle;
     if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
-      const std::string why = g == nullptr ? "no such group" : std::strerror(errno);
+      const std::string why =
+          g == nullptr ? std::string("no such group") : std::generic_category().message(errno);
       bip::shared_memory_object::remove(shm.c_str());
       return Error{Errc::kPermissionDenied, "cannot give bus segment /dev/shm/" + shm +
                                                 " to group '" + config.group + "': " + why};
@@ -540,7 +550,7 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
       bip::shared_memory_object::remove(shm.c_str());
       return Error{rc == ENOSPC ? Errc::kNoSpace : Errc::kSystem,
                    "cannot reserve " + std::to_string(bytes) + " bytes for bus segment /dev/shm/" +
-                       shm + ": " + std::strerror(rc)};
+                       shm + ": " + std::generic_category().message(rc)};
     }
     holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
   } catch (const bip::interprocess_exception& e) {
@@ -595,7 +605,7 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
   }
   struct stat st {};
   if (fstat(holder->shm.get_mapping_handle().handle, &st) != 0) {
-    return Error{Errc::kSystem, std::string("fstat: ") + std::strerror(errno)};
+    return Error{Errc::kSystem, "fstat: " + std::generic_category().message(errno)};
   }
   if (st.st_uid != geteuid() && !options.allow_other_owner) {
     return Error{Errc::kPermissionDenied,

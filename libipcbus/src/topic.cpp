@@ -62,7 +62,7 @@ Utf8Fault check_utf8_sequence(std::string_view s, std::size_t i, std::size_t& le
   Utf8Fault above_max = Utf8Fault::kNone;
   if (lead < 0xC0) {
     return Utf8Fault::kStrayContinuation;
-  } else if (lead < 0xC2) {
+  } else if (lead < 0xC2) {  // NOLINT(bugprone-branch-clone): as for >= 0xF5, other reason
     return Utf8Fault::kNeverValidByte;  // could only start an overlong 2-byte form
   } else if (lead < 0xE0) {
     length = 2;

@@ -539,7 +539,7 @@ Matcher::Matcher(const BusCore& core) : core_(core) {
   const SegmentHeader& h = core.header();
   levels_.resize(h.max_topic_bytes + 1);
   hashes_.resize(h.max_topic_bytes + 1);
-  stack_.resize(2 * (h.max_topic_bytes + 2));
+  stack_.resize(std::size_t{2} * (h.max_topic_bytes + 2));
   seen_.resize((h.max_listeners + 63) / 64);
 }
 

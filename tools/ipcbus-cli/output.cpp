@@ -64,7 +64,12 @@ void flatten_into(const Json& value, const std::string& prefix, Json& out) {
   for (const auto& [key, item] : value.items()) {
     // items() of an array names them "0", "1", ...; keep the order explicit.
     const std::string part = value.is_array() ? std::to_string(position++) : key;
-    flatten_into(item, prefix.empty() ? part : prefix + "." + part, out);
+    std::string path = prefix;
+    if (!path.empty()) {
+      path += '.';
+    }
+    path += part;
+    flatten_into(item, path, out);
   }
 }
 
@@ -91,11 +96,13 @@ void print_csv(std::ostream& out, const Json& rows, const Json& example) {
   };
   learn(flatten(example));
   std::vector<Json> flat_rows;
+  flat_rows.reserve(rows.size());
   for (const Json& row : rows) {
     flat_rows.push_back(flatten(row));
     learn(flat_rows.back());
   }
   std::vector<std::string> fields;
+  fields.reserve(keys.size());
   for (const std::string& key : keys) {
     fields.push_back(csv_field(key));
   }
@@ -111,6 +118,7 @@ void print_csv(std::ostream& out, const Json& rows, const Json& example) {
 
 void print_table(std::ostream& out, const Json& rows, const std::vector<Column>& columns) {
   std::vector<std::string> header;
+  header.reserve(columns.size());
   for (const Column& c : columns) {
     header.push_back(c.header);
   }
@@ -130,6 +138,7 @@ void print_table(std::ostream& out, const Json& rows, const std::vector<Column>&
   table.right_align(right);
   for (const Json& row : rows) {
     std::vector<std::string> cells;
+    cells.reserve(columns.size());
     for (const Column& c : columns) {
       cells.push_back(row.contains(c.key) ? cell_text(row[c.key]) : "-");
     }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -291,7 +292,7 @@ void topic_metrics(const BusInfo& info, Exposition& x) {
 }
 
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
-  throw CliError(kExitRuntime, what + " " + path + ": " + std::strerror(errno));
+  throw CliError(kExitRuntime, what + " " + path + ": " + std::generic_category().message(errno));
 }
 
 }  // namespace
@@ -324,7 +325,7 @@ std::string prometheus_text(const BusInfo& info, unsigned sections) {
 
 std::string write_textfile(const std::string& dir, const std::string& bus,
                            const std::string& text) {
-  const std::string target = dir + "/ipcbus_" + bus + ".prom";
+  std::string target = dir + "/ipcbus_" + bus + ".prom";
   std::string temp = dir + "/.ipcbus_" + bus + ".prom.XXXXXX";
   const int fd = mkstemp(temp.data());
   if (fd < 0) {

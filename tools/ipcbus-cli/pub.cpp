@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "cli.hpp"
@@ -50,7 +51,8 @@ class LineReader {
  public:
   enum class Status { kLine, kTooLong, kEnd, kInterrupted };
 
-  LineReader(int fd, std::size_t max_line) : fd_(fd), max_line_(max_line), buffer_(64 * 1024) {}
+  LineReader(int fd, std::size_t max_line)
+      : fd_(fd), max_line_(max_line), buffer_(std::size_t{64} * 1024) {}
 
   Status next(std::string& line, std::size_t* length) {
     line.clear();
@@ -108,7 +110,7 @@ class LineReader {
       }
       if (errno != EINTR) {
         throw CliError(kExitRuntime,
-                       std::string("cannot read standard input: ") + std::strerror(errno));
+                       "cannot read standard input: " + std::generic_category().message(errno));
       }
       if (stop_requested()) {
         return false;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ostream>
+#include <system_error>
 
 #include "cli.hpp"
 
@@ -18,7 +19,7 @@ Table::Table(std::vector<std::string> header) : right_(header.size(), false) {
   rows_.push_back(std::move(header));
 }
 
-void Table::right_align(std::vector<std::size_t> columns) {
+void Table::right_align(const std::vector<std::size_t>& columns) {
   for (std::size_t c : columns) {
     if (c < right_.size()) {
       right_[c] = true;
@@ -105,7 +106,8 @@ void OutputBuffer::write_all(std::string_view bytes) {
     } else if (errno == EPIPE) {
       closed_ = true;
     } else if (errno != EINTR) {
-      throw CliError(kExitRuntime, std::string("cannot write output: ") + std::strerror(errno));
+      throw CliError(kExitRuntime,
+                     "cannot write output: " + std::generic_category().message(errno));
     }
   }
 }

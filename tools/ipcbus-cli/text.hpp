@@ -17,7 +17,7 @@ namespace ipcbus::cli {
 class Table {
  public:
   explicit Table(std::vector<std::string> header);
-  void right_align(std::vector<std::size_t> columns);
+  void right_align(const std::vector<std::size_t>& columns);
   void add_row(std::vector<std::string> cells);
   void print(std::ostream& out) const;
 
@@ -31,7 +31,7 @@ class Table {
 // closed pipe (EPIPE), which sets closed() so that the caller can stop.
 class OutputBuffer {
  public:
-  explicit OutputBuffer(int fd, std::size_t capacity = 64 * 1024);
+  explicit OutputBuffer(int fd, std::size_t capacity = std::size_t{64} * 1024);
   ~OutputBuffer();  // flushes, ignoring errors
   OutputBuffer(const OutputBuffer&) = delete;
   OutputBuffer& operator=(const OutputBuffer&) = delete;
