@@ -237,6 +237,9 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
       }
     }
   } else {
+    // LIMIT: samples of this slot still held in this process keep their bit
+    // after the slot is freed; if this process then dies, crash cleanup
+    // finds them only while the slot is not taken again.
     // Every entry between head and tail holds one reference; a position a
     // dead producer claimed and never filled holds none.
     const std::uint64_t mask = header_->ring_capacity - 1;

@@ -651,6 +651,8 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {
+      // LIMIT: a creator that died before storing the magic leaves this
+      // segment refused until someone removes it (ipcbus destroy --force).
       return Error{Errc::kSegmentNotReady, "bus segment /dev/shm/" + shm +
                                                " exists but its creator did not finish "
                                                "initialising it within " +

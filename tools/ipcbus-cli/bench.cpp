@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "cli.hpp"
@@ -75,12 +76,13 @@ int run_bench(const std::vector<std::string>& args) {
       continue;
     }
     const int err = exec_with(path, false);
-    throw CliError(kExitRuntime, "cannot run " + path + ": " + std::strerror(err));
+    throw CliError(kExitRuntime,
+                   "cannot run " + path + ": " + std::generic_category().message(err));
   }
   const int err = exec_with(kBench, true);
   if (err != ENOENT) {
-    throw CliError(kExitRuntime,
-                   std::string("cannot run ") + kBench + " from $PATH: " + std::strerror(err));
+    throw CliError(kExitRuntime, std::string("cannot run ") + kBench +
+                                     " from $PATH: " + std::generic_category().message(err));
   }
   tried.emplace_back("$PATH");
   std::string places;
