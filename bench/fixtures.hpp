@@ -100,16 +100,16 @@ inline std::string bench_topic(std::uint32_t i, int levels) {
   return bench_filter(i, levels, /*wildcards=*/false);
 }
 
-// A bus with `subs` subscriptions spread over 64 listeners.
+// A bus with `subs` subscriptions spread over 48 listeners (the most a bus has).
 class TrieFixture {
  public:
   TrieFixture(std::uint32_t subs, int levels, bool wildcards)
       : subs_(subs), levels_(levels), local_("trie", config_for(subs, levels)) {
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < 48; ++i) {
       listeners_.push_back(std::move(local_.bus().listen({}).value()));
     }
     for (std::uint32_t i = 0; i < subs; ++i) {
-      auto ok = listeners_[i % 64].subscribe(bench_filter(i, levels, wildcards));
+      auto ok = listeners_[i % 48].subscribe(bench_filter(i, levels, wildcards));
       if (!ok) {
         std::fprintf(stderr, "ipcbus-bench: subscribe: %s\n", ok.error().message.c_str());
         std::abort();
@@ -125,7 +125,7 @@ class TrieFixture {
     c.trie_nodes = subs * static_cast<std::uint32_t>(levels) + 4096;
     c.subscriptions = subs + 64;
     c.pools = {{64, 64}};
-    c.max_listeners = 64;
+    c.max_listeners = 48;
     c.ring_capacity = 64;
     return c;
   }

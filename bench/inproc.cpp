@@ -237,7 +237,7 @@ json measure_trie_memory(bool quick) {
   c.trie_nodes = subs * 8 + 4096;
   c.subscriptions = subs * 2 + 64;
   c.pools = {{64, 64}};
-  c.max_listeners = 64;
+  c.max_listeners = 48;
   const detail::Layout layout = detail::compute_layout(c);
   const double node_bytes = layout.node_stride;
   const double edge_bytes_per_node =
@@ -247,7 +247,7 @@ json measure_trie_memory(bool quick) {
   LocalBus local("triemem", c);
   Bus& bus = local.bus();
   std::vector<Listener> ls;
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 48; ++i) {
     ls.push_back(std::move(bus.listen({}).value()));
   }
   const BusInfo empty = bus.inspect();
@@ -259,7 +259,7 @@ json measure_trie_memory(bool quick) {
   auto subscribe = [&](std::uint32_t i, std::uint32_t generation) {
     const std::uint32_t before = nodes_used();
     const std::string f = bench_filter(i, levels, false) + "/r" + std::to_string(generation);
-    if (!ls[i % 64].subscribe(f)) {
+    if (!ls[i % 48].subscribe(f)) {
       return false;
     }
     created += nodes_used() - before;
@@ -272,12 +272,12 @@ json measure_trie_memory(bool quick) {
   const BusInfo full = bus.inspect();
   // Churn: every live subscription replaced once by a new one.
   for (std::uint32_t i = 0; i < subs; ++i) {
-    ok = ls[i % 64].unsubscribe(bench_filter(i, levels, false) + "/r0").has_value() && ok;
+    ok = ls[i % 48].unsubscribe(bench_filter(i, levels, false) + "/r0").has_value() && ok;
     ok = subscribe(i, 1) && ok;
   }
   const BusInfo churned = bus.inspect();
   for (std::uint32_t i = 0; i < subs; ++i) {
-    ok = ls[i % 64].unsubscribe(bench_filter(i, levels, false) + "/r1").has_value() && ok;
+    ok = ls[i % 48].unsubscribe(bench_filter(i, levels, false) + "/r1").has_value() && ok;
   }
   const BusInfo after = bus.inspect();
 

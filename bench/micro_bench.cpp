@@ -25,7 +25,7 @@ namespace {
 using ipcbus::bench::LocalBus;
 using ipcbus::bench::TrieFixture;
 
-ipcbus::Config small_config(std::uint32_t listeners = 64) {
+ipcbus::Config small_config(std::uint32_t listeners = 48) {
   ipcbus::Config c;
   c.pools = {{256, 4096}};
   c.ring_capacity = 1024;
