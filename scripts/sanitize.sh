@@ -70,9 +70,6 @@ run_job() {
       # A race shows only in the interleavings that happen: a few more runs.
       ctest_args=(-L concurrency --repeat until-fail:3)
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$reports/tsan"
-      if [ -e "$root/scripts/tsan.supp" ]; then
-        TSAN_OPTIONS+=" suppressions=$root/scripts/tsan.supp"
-      fi
       ;;
   esac
 

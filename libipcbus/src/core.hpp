@@ -274,16 +274,22 @@ class BusCore {
           // process died. The chunk is readable: the entry holds it.
           dropper->pop_listener.store(i, std::memory_order_relaxed);
           dropper->pop_ref.store(ref, std::memory_order_relaxed);
-          if (ref != kSkip) {
-            dropper->pop_sequence.store(chunk(ref)->sequence, std::memory_order_relaxed);
-            dropper->pop_publisher.store(chunk(ref)->publisher_id, std::memory_order_relaxed);
-          }
           dropper->pop_pos.store(pos + 1, std::memory_order_relaxed);
           freed = kDropMark | dropper_index;
         }
         // relaxed: the CAS hands out the position; w was read before it and
         // no one else can take this entry once we own the position.
         if (s.head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          if (dropper != nullptr && static_cast<std::uint32_t>(w) != kSkip) {
+            // Only now is the chunk ours to read: before the CAS the listener
+            // could have taken the entry and freed the chunk for reuse.
+            // relaxed, for the journal: crash cleanup compares these only
+            // once the entry shows our mark, which the release store below
+            // publishes after them.
+            const ChunkHeader* ch = chunk(static_cast<std::uint32_t>(w));
+            dropper->pop_sequence.store(ch->sequence, std::memory_order_relaxed);
+            dropper->pop_publisher.store(ch->publisher_id, std::memory_order_relaxed);
+          }
           IPCBUS_CRASH_POINT("pop");
           // SYNC(ring-free): release pairs with the acquire in try_push(). The
           // value stays (or the evicting publisher's mark), so that crash

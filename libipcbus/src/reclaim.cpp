@@ -119,9 +119,14 @@ void resolve_drop(BusCore& c, PublisherSlot& j, std::uint32_t slot_index, Cleanu
         // relaxed: a counter.
         c.header().repaired_entries.fetch_add(1, std::memory_order_relaxed);
         ours = true;
+        ch = chunk_by_ref(c, static_cast<std::uint32_t>(w));  // what the entry held
       }
     }
   }
+  // Freed by cleanup just now: the entry still held the event, so its bit
+  // is held for this event and no sequence check is needed (the dead
+  // publisher may have died before it journalled the sequence).
+  const bool still_held = ours;
   if (!ours) {
     ours = static_cast<std::uint32_t>(w >> 32) == p32 + cap &&
            static_cast<std::uint32_t>(w) == (kDropMark | slot_index);
@@ -132,9 +137,10 @@ void resolve_drop(BusCore& c, PublisherSlot& j, std::uint32_t slot_index, Cleanu
     return;
   }
   // The same event, not a later use of the chunk: drop its bit (a no-op if
-  // the eviction had got that far).
-  if (ch->sequence == j.pop_sequence.load(std::memory_order_relaxed) &&
-      ch->publisher_id == j.pop_publisher.load(std::memory_order_relaxed)) {
+  // the eviction had got that far). The journal's sequence was stored
+  // before the entry took the mark, so it is current here.
+  if (still_held || (ch->sequence == j.pop_sequence.load(std::memory_order_relaxed) &&
+                     ch->publisher_id == j.pop_publisher.load(std::memory_order_relaxed))) {
     // relaxed: a filter; release_chunk()'s RMW is the drop.
     if ((ch->holders.load(std::memory_order_relaxed) & (1ULL << listener)) != 0) {
       c.release_chunk(ch, 1ULL << listener);
