@@ -17,13 +17,16 @@
 // their entry lock. One agent per bus: a second one refuses, or with
 // --standby waits and takes over when the first dies. It also reports when
 // the bus's name vanished from /dev/shm under live processes (RemoveIPC).
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -187,11 +190,15 @@ class DeathWatch {
       }
     }
   }
-  // Wait up to `timeout` for one of them to die; true if one did.
-  bool wait(std::chrono::milliseconds timeout) {
+  // Wait up to `timeout` for one of them to die, or for `wake` (or -1) to
+  // become readable; true if either happened.
+  bool wait(std::chrono::milliseconds timeout, int wake) {
     std::vector<pollfd> p;
     for (const auto& [pid, fd] : fds_) {
       p.push_back({fd, POLLIN, 0});
+    }
+    if (wake >= 0) {
+      p.push_back({wake, POLLIN, 0});
     }
     if (poll(p.data(), p.size(), static_cast<int>(timeout.count())) <= 0) {
       return false;
@@ -214,6 +221,65 @@ class DeathWatch {
 
  private:
   std::map<std::int32_t, int> fds_;
+};
+
+// AttachWatch makes a new process known to the main loop at once, so that
+// it has a pidfd for it before it can die unseen: a thread waits on the
+// bus's attach count and writes a byte to a pipe that the loop polls.
+class AttachWatch {
+ public:
+  explicit AttachWatch(const ipcbus::Bus& bus) : bus_(bus) {
+    if (pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      fds_[0] = fds_[1] = -1;
+      return;  // the 100 ms refresh alone then finds new processes
+    }
+    (void)bus_.wait_attach(&seen_, std::chrono::milliseconds(0));  // from now on
+    // The thread takes no signals: they go to the main loop's poll.
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    thread_ = std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  ~AttachWatch() {
+    // relaxed: the thread looks at the flag at least every 100 ms.
+    stop_.store(true, std::memory_order_relaxed);
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    for (int fd : fds_) {
+      if (fd >= 0) {
+        close(fd);
+      }
+    }
+  }
+  AttachWatch(const AttachWatch&) = delete;
+  AttachWatch& operator=(const AttachWatch&) = delete;
+
+  int fd() const { return fds_[0]; }
+  void drain() {
+    char buf[64];
+    while (fds_[0] >= 0 && read(fds_[0], buf, sizeof buf) > 0) {
+    }
+  }
+
+ private:
+  void run() {
+    // relaxed: a stop request, see the destructor.
+    while (!stop_.load(std::memory_order_relaxed)) {
+      if (bus_.wait_attach(&seen_, std::chrono::milliseconds(100))) {
+        const char b = 'a';
+        (void)!write(fds_[1], &b, 1);  // a full pipe already wakes the loop
+      }
+    }
+  }
+
+  const ipcbus::Bus& bus_;
+  int fds_[2] = {-1, -1};
+  std::uint32_t seen_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 void reclaim(spdlog::logger& log, ipcbus::Bus& bus) {
@@ -329,9 +395,12 @@ static int agent_main(int argc, char** argv) {
   std::map<std::uint32_t, Seen> seen;
   std::map<std::uint64_t, std::uint64_t> last_drops;
   DeathWatch deaths;
+  AttachWatch attaches(*bus);
   bool unlinked_reported = false;
   auto next_look = std::chrono::steady_clock::now();
-  // New processes get a pidfd within this long of attaching.
+  // The longest wait between two looks at the process table; new processes
+  // are seen at their attach (AttachWatch), processes in other pid
+  // namespaces by their entry lock at the next look.
   constexpr auto kWatchRefresh = std::chrono::milliseconds(100);
   // relaxed, for the flags: set by this thread's signal handlers.
   while (g_signal.load(std::memory_order_relaxed) == 0) {
@@ -364,15 +433,17 @@ static int agent_main(int argc, char** argv) {
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         next_look - std::chrono::steady_clock::now());
-    // A pidfd that fires is a death just now; without one, a process too new
-    // for a pidfd or in another pid namespace is found by its entry lock at
-    // the next refresh (a probe per entry, no scan).
-    (void)deaths.wait(std::clamp(left, std::chrono::milliseconds(1), kWatchRefresh));
+    // A pidfd that fires is a death just now, the attach pipe a new process
+    // to watch; a process in another pid namespace (no pidfd) is found by
+    // its entry lock at the next refresh (a probe per entry, no scan).
+    (void)deaths.wait(std::clamp(left, std::chrono::milliseconds(1), kWatchRefresh),
+                      attaches.fd());
+    attaches.drain();
     reclaim(*log, *bus);
     deaths.update(bus->inspect());
   }
   notify_systemd("STOPPING=1");
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): strsignal's buffer; this process has one thread
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): strsignal's buffer; only this thread calls it
   log->info("agent stopping bus={} signal={}", name, strsignal(g_signal.load()));
   return 0;
 }

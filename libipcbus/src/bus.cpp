@@ -73,6 +73,11 @@ BusCore::~BusCore() {
     return;
   }
   const std::uint32_t index = process_index_;
+  // Slots parked for samples: a Sample may not outlive the bus, so none is
+  // left to come back; free them before the entry goes.
+  for (std::uint32_t l = 0; l < header_->max_listeners; ++l) {
+    finish_parked(l);
+  }
   deregister_process();
   log().debug("detached bus={} pid={} entry={}", name_, pid_, index);
 }
@@ -224,22 +229,10 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
     // held, is dropped, by the slot's bit in every chunk. A live owner does
     // it too when it holds no sample: so the bits a dead producer or dropper
     // left behind unresolved (reclaim.cpp) end with the slot.
-    const std::uint64_t bit = 1ULL << index;
-    for (std::uint32_t k = 0; k < pool_count_; ++k) {
-      for (std::uint32_t j = 0; j < pools_[k].count; ++j) {
-        ChunkHeader* c = chunk_at(pools_[k], j);
-        // relaxed: a filter; release_chunk()'s RMW is the drop.
-        if ((c->holders.load(std::memory_order_relaxed) & bit) != 0) {
-          release_chunk(c, bit);
-          ++dropped;
-          IPCBUS_CRASH_POINT("reclaim");
-        }
-      }
-    }
+    dropped = drop_slot_bits(index);
+    reset_ring(index);
+    free_slot(index, w);
   } else {
-    // LIMIT: samples of this slot still held in this process keep their bit
-    // after the slot is freed; if this process then dies, crash cleanup
-    // finds them only while the slot is not taken again.
     // Every entry between head and tail holds one reference; a position a
     // dead producer claimed and never filled holds none.
     const std::uint64_t mask = header_->ring_capacity - 1;
@@ -258,14 +251,45 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
         ++dropped;
       }
     }
+    reset_ring(index);
+    // Samples of this slot are still out: park it until the last is back.
+    // seq_cst: SYNC(park) with sample_returned(), see there.
+    parked_[index].store(1, std::memory_order_seq_cst);
+    if (samples_out[index].load(std::memory_order_seq_cst) == 0) {
+      finish_parked(index);  // the last one came back meanwhile
+    }
   }
-  reset_ring(index);
-  const std::uint32_t owner = owner_of(w);
+  log().debug("listener closed bus={} slot={} gen={} references dropped={}{}", name_, index,
+              generation, dropped, owner_dead ? " (owner dead)" : "");
+  return true;
+}
+
+std::uint64_t BusCore::drop_slot_bits(std::uint32_t index) {
+  std::uint64_t dropped = 0;
+  const std::uint64_t bit = 1ULL << index;
+  for (std::uint32_t k = 0; k < pool_count_; ++k) {
+    for (std::uint32_t j = 0; j < pools_[k].count; ++j) {
+      ChunkHeader* c = chunk_at(pools_[k], j);
+      // relaxed: a filter; release_chunk()'s RMW is the drop.
+      if ((c->holders.load(std::memory_order_relaxed) & bit) != 0) {
+        release_chunk(c, bit);
+        ++dropped;
+        IPCBUS_CRASH_POINT("reclaim");
+      }
+    }
+  }
+  return dropped;
+}
+
+void BusCore::free_slot(std::uint32_t index, std::uint64_t closed_word) {
+  ListenerSlot& s = listeners_[index];
+  const std::uint32_t owner = owner_of(closed_word);
   if (owner < header_->max_processes) {
     // relaxed: a gauge.
     process(owner).listeners.fetch_sub(1, std::memory_order_relaxed);
   }
-  w = s.state.load(std::memory_order_relaxed);
+  // relaxed: the CAS below decides; only the closer writes a Closed slot.
+  std::uint64_t w = s.state.load(std::memory_order_relaxed);
   for (;;) {
     const std::uint64_t want =
         (w & ~(kStateMask | kOwnerMask)) | static_cast<std::uint64_t>(ListenerState::kFree);
@@ -276,9 +300,20 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
       break;
     }
   }
-  log().debug("listener closed bus={} slot={} gen={} references dropped={}{}", name_, index,
-              generation, dropped, owner_dead ? " (owner dead)" : "");
-  return true;
+}
+
+void BusCore::finish_parked(std::uint32_t index) {
+  // acq_rel: one caller wins; it sees the park and the samples' drops.
+  if (parked_[index].exchange(0, std::memory_order_acq_rel) == 0) {
+    return;
+  }
+  // No sample of the slot is left in this process: every bit it still has
+  // is stale (see close_listener()), and dropping them all is exact.
+  const std::uint64_t dropped = drop_slot_bits(index);
+  // acquire: the Closed word with its owner, as close_listener() left it.
+  free_slot(index, listeners_[index].state.load(std::memory_order_acquire));
+  log().debug("parked listener slot freed bus={} slot={} stale references dropped={}", name_,
+              index, dropped);
 }
 
 bool BusCore::wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit) {
@@ -439,6 +474,23 @@ bool Bus::name_linked() const {
     return false;
   }
   return named.st_ino == mine.st_ino && named.st_dev == mine.st_dev;
+}
+
+bool Bus::wait_attach(std::uint32_t* seen, std::chrono::milliseconds timeout) const {
+  std::atomic<std::uint32_t>& count = core_->header().attach_count;
+  // acquire: SYNC(attach) with register_process()'s release increment: the
+  // new entry is Live for whoever looks after this.
+  std::uint32_t now = count.load(std::memory_order_acquire);
+  if (now == *seen && timeout.count() > 0) {
+    detail::futex_wait(&count, now,
+                       static_cast<std::uint64_t>(
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count()));
+    // acquire: as above.
+    now = count.load(std::memory_order_acquire);
+  }
+  const bool moved = now != *seen;
+  *seen = now;
+  return moved;
 }
 
 BusInfo Bus::inspect() const {
@@ -642,6 +694,8 @@ const char* publish_status_name(PublishStatus s) {
       return "payload too large";
     case PublishStatus::kPoolExhausted:
       return "pool exhausted";
+    case PublishStatus::kPublisherTableFull:
+      return "publisher table full";
   }
   return "?";
 }

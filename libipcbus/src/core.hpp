@@ -394,7 +394,33 @@ class BusCore {
   // `owner_dead`, crash cleanup closes it for a dead owner: every chunk bit
   // of the slot is dropped, so the samples the owner held come back too.
   // False when it could not finish (the slot stays Closed; call it again).
+  // A live owner closing while it still holds samples of the slot parks the
+  // slot: Closed and still owned, so that no one reuses it (and its bit)
+  // while those samples live, and crash cleanup finds them by the owner.
   bool close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false);
+  // return_sample drops a Sample's reference (`holder` is its slot's bit).
+  void return_sample(ChunkHeader* c, std::uint64_t holder) {
+    release_chunk(c, holder);
+    IPCBUS_CRASH_POINT("release");
+    const auto index = static_cast<std::uint32_t>(__builtin_ctzll(holder));
+    // seq_cst: SYNC(park), see sample_returned(); the count is this
+    // process's, and an RMW costs the same in any order on x86.
+    if (samples_out[index].fetch_sub(1, std::memory_order_seq_cst) == 1) {
+      sample_returned(index);
+    }
+  }
+  // sample_returned is called when the last sample of slot `index` held in
+  // this process is gone; it frees the slot if it was parked.
+  void sample_returned(std::uint32_t index) {
+    // seq_cst: SYNC(park) with close_listener(): either it sees our count
+    // at zero, or we see its park; exchange() lets only one of us finish.
+    if (parked_[index].load(std::memory_order_seq_cst) != 0) {
+      finish_parked(index);
+    }
+  }
+  // finish_parked frees parked slot `index` (no-op if not parked): every bit
+  // the slot still has in a chunk is dropped, then the slot is Free.
+  void finish_parked(std::uint32_t index);
   // wait_fanouts waits until no live publisher can still push into ring
   // `index` (see INVARIANT1); false if some live one did not leave in time.
   bool wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit);
@@ -448,6 +474,14 @@ class BusCore {
   // may drop every bit of the slot, which also clears what a dead producer
   // left ambiguous (see reclaim.cpp).
   std::atomic<std::uint32_t> samples_out[kMaxListenerSlots]{};
+
+ private:
+  // Per slot: 1 when this process parked it (see close_listener()).
+  std::atomic<std::uint32_t> parked_[kMaxListenerSlots]{};
+  // drop_slot_bits drops bit `index` in every chunk; returns how many.
+  std::uint64_t drop_slot_bits(std::uint32_t index);
+  // free_slot: the last step of a close, from Closed to Free.
+  void free_slot(std::uint32_t index, std::uint64_t closed_word);
 
  private:
   int fd_ = -1;  // the segment's file, holding our OFD lock

@@ -310,9 +310,7 @@ Sample::Sample(Sample&& other) noexcept
 Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
     if (chunk_ != nullptr) {
-      core_->release_chunk(chunk_, holder_);
-      // relaxed: see try_receive().
-      core_->samples_out[__builtin_ctzll(holder_)].fetch_sub(1, std::memory_order_relaxed);
+      core_->return_sample(chunk_, holder_);
     }
     core_ = other.core_;
     chunk_ = other.chunk_;
@@ -324,10 +322,7 @@ Sample& Sample::operator=(Sample&& other) noexcept {
 Sample::~Sample() {
   if (chunk_ != nullptr) {
     IPCBUS_CRASH_POINT("release");
-    core_->release_chunk(chunk_, holder_);
-    IPCBUS_CRASH_POINT("release");
-    // relaxed: see try_receive().
-    core_->samples_out[__builtin_ctzll(holder_)].fetch_sub(1, std::memory_order_relaxed);
+    core_->return_sample(chunk_, holder_);
   }
 }
 std::string_view Sample::topic() const {

@@ -156,8 +156,11 @@ std::uint32_t BusCore::register_process() {
       e.dead_since_ns.store(0, std::memory_order_relaxed);
       // release: a prober that sees Live sees the identity above.
       e.state.store(kProcLive, std::memory_order_release);
-      // relaxed: a gauge for tools.
-      h.attach_count.fetch_add(1, std::memory_order_relaxed);
+      // release: SYNC(attach) with Bus::wait_attach(): the agent woken
+      // below finds the entry Live and opens a pidfd for us at once. Also a
+      // gauge for tools.
+      h.attach_count.fetch_add(1, std::memory_order_release);
+      futex_wake(&h.attach_count, INT32_MAX);  // slow path: one system call per attach
       return i;
     }
     // Every entry is taken: clean up after dead owners, then look again.

@@ -34,18 +34,31 @@ class PublisherCore {
         routes_(static_cast<std::size_t>(kCacheEntries) * max_listeners_) {
     // relaxed: a unique number is all we need.
     id_ = c_.header().next_publisher_id.fetch_add(1, std::memory_order_relaxed);
-    slot_ = c_.claim_publisher_slot(id_);
-    if (slot_ != nullptr) {
-      slot_index_ = static_cast<std::uint32_t>(slot_ - c_.publisher_slots());
-    } else {
-      // LIMIT: with every publisher slot taken, this publisher journals into
-      // private memory: closing listeners cannot see its fan-outs (they wait
-      // up to 2 s for none) and crash cleanup cannot repair what it leaves.
+    slot_ = &private_slot_;
+    if (!claim_slot()) {
+      // Counted here until a slot frees up; it delivers nothing until then
+      // (kPublisherTableFull), since its fan-outs would have no journal.
       c_.record_error("publisher-table-full",
                       "pid " + std::to_string(c_.pid()) + ": no publisher slot (max_publishers)");
-      slot_ = &private_slot_;
     }
   }
+  // claim_slot takes a slot of the segment's table, keeping the counters
+  // counted so far; false if every slot is taken.
+  bool claim_slot() {
+    PublisherSlot* s = c_.claim_publisher_slot(id_);
+    if (s == nullptr) {
+      return false;
+    }
+    // relaxed: counters for tools; the slot is ours alone.
+    s->published.store(private_slot_.published.load(std::memory_order_relaxed),
+                       std::memory_order_relaxed);
+    s->bytes.store(private_slot_.bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    slot_index_ = static_cast<std::uint32_t>(s - c_.publisher_slots());
+    slot_ = s;
+    return true;
+  }
+  // journaled: whether fan-outs can be delivered (a slot of the table).
+  bool journaled() { return slot_ != &private_slot_ || claim_slot(); }
   ~PublisherCore() {
     if (slot_ != &private_slot_) {
       // release: the next claimer's acquire CAS sees our last counters gone.
@@ -312,7 +325,7 @@ class PublisherCore {
   std::vector<RouteTarget> routes_;
   std::uint32_t id_ = 0;
   PublisherSlot* slot_ = nullptr;
-  PublisherSlot private_slot_{};  // see the LIMIT in the constructor
+  PublisherSlot private_slot_{};  // counters only, while no slot is free
   std::uint32_t slot_index_ = 0xFFFFFFFU;
   std::uint64_t epoch_ = 0;  // fan-outs begun
   std::uint64_t seq_ = 0;
@@ -356,6 +369,10 @@ PublishResult Publisher::publish(std::string_view topic, std::span<const std::by
     p.count(payload.size());
     return r;
   }
+  if (!p.journaled()) [[unlikely]] {
+    r.status = PublishStatus::kPublisherTableFull;
+    return r;
+  }
   detail::ChunkHeader* ch = c.take_chunk(k);
   if (ch == nullptr) {
     r.status = PublishStatus::kPoolExhausted;
@@ -394,6 +411,11 @@ PublishResult Publisher::publish(std::string_view topic, Loan&& loan) {
     c.release_own(ch);
     r.status = e == nullptr ? PublishStatus::kInvalidTopic : PublishStatus::kNoListeners;
     r.sequence = e == nullptr ? 0 : ++p.seq_;
+    return r;
+  }
+  if (!p.journaled()) [[unlikely]] {
+    c.release_own(ch);
+    r.status = PublishStatus::kPublisherTableFull;
     return r;
   }
   ch->topic_len = static_cast<std::uint32_t>(topic.size());

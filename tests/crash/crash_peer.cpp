@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ipcbus/bus.hpp"
 
@@ -118,6 +119,28 @@ int main(int argc, char** argv) {
     auto b = pub.loan(300);
     (void)pub.publish("c/e", "held");
     auto s = l->try_receive();
+    ready();
+    for (;;) {
+      pause();
+    }
+  } else if (role == "orphan") {
+    // n samples kept after their Listener is closed, then wait to be killed.
+    ipcbus::Publisher pub = bus.publisher();
+    std::vector<ipcbus::Sample> held;
+    {
+      auto l = bus.listen({});
+      if (!l || !l->subscribe("c/#")) {
+        return 2;
+      }
+      for (int i = 0; i < n; ++i) {
+        (void)pub.publish("c/e", "orphan");
+        auto s = l->try_receive();
+        if (!s) {
+          return 3;
+        }
+        held.push_back(std::move(*s));
+      }
+    }
     ready();
     for (;;) {
       pause();

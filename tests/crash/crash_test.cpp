@@ -350,6 +350,37 @@ TEST_F(Liveness, AStaleSegmentIsRecoveredByTheNextOpener) {
   }
 }
 
+// Samples kept after their Listener closed hold the slot's bit: the slot
+// stays with their process (Closed), so that a listener made meanwhile does
+// not take the slot and cleanup still finds them when that process dies.
+TEST_F(Liveness, SamplesOutlivingTheirListenerAreReclaimedWithTheirProcess) {
+  Bus& bus = create_bus();
+  Pipe ready;
+  const pid_t victim = start_crash_peer(*this, "orphan", 3, "", ready.write_end);
+  ready.close_write();
+  ASSERT_TRUE(read_byte(ready.read_end));
+  auto mine = bus.listen({});  // made while the victim's samples live
+  ASSERT_TRUE(mine) << mine.error().message;
+  BusInfo info = bus.inspect();
+  ASSERT_EQ(info.listeners.size(), 2U);
+  for (const ListenerInfo& l : info.listeners) {
+    if (l.owner_pid == victim) {
+      EXPECT_EQ(l.state, ListenerState::kClosed);
+    }
+  }
+  EXPECT_EQ(info.pools.at(0).free, info.pools.at(0).total - 3);
+
+  kill(victim, SIGKILL);
+  finish(victim);
+  const CleanupReport r = bus.reclaim_dead();
+
+  EXPECT_EQ(r.processes, 1U);
+  info = bus.inspect();
+  EXPECT_EQ(info.listeners.size(), 1U);
+  EXPECT_EQ(info.pools.at(0).free, info.pools.at(0).total) << "the orphaned samples leaked";
+  EXPECT_TRUE(bus.check().empty()) << joined(bus.check());
+}
+
 class AgentCleanup : public MultiProc {
  public:
   using MultiProc::bus_;

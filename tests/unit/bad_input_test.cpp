@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -470,6 +471,54 @@ TEST(BadInput, OpeningAnExistingBusIgnoresTheCallersConfig) {
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->config().ring_capacity, test::kRingCapacity);
   EXPECT_EQ(r->config().max_listeners, test::kMaxListeners);
+}
+
+
+// A publisher made while every publisher slot is taken delivers nothing
+// (its fan-outs would have no crash journal) and says so; it takes a slot
+// as soon as one frees, with its counters kept.
+TEST(BadInput, APublisherWithoutASlotIsRefusedUntilOneFrees) {
+  Config config = test::small_config();
+  config.max_publishers = 2;
+  TestBus tb(config);
+  Listener l = tb.listen("p/#");
+  std::optional<Publisher> first = tb.bus().publisher();
+  Publisher second = tb.bus().publisher();
+  Publisher sut = tb.bus().publisher();
+  ASSERT_EQ(first->publish("p/a", "one").status, PublishStatus::kOk);
+
+  const PublishResult copied = sut.publish("p/a", "refused");
+  auto loan = sut.loan(8);
+  ASSERT_TRUE(loan.has_value());
+  const PublishResult loaned = sut.publish("p/a", std::move(*loan));
+  const PublishResult nobody = sut.publish("q/nobody-listens", "counted");
+
+  EXPECT_EQ(copied.status, PublishStatus::kPublisherTableFull);
+  EXPECT_EQ(loaned.status, PublishStatus::kPublisherTableFull);
+  EXPECT_STREQ(publish_status_name(copied.status), "publisher table full");
+  EXPECT_EQ(nobody.status, PublishStatus::kNoListeners);
+  EXPECT_EQ(tb.free_chunks(0), test::kSmallCount - 1);  // the queued "one" only
+  auto s = l.try_receive();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->payload_text(), "one");
+  EXPECT_FALSE(l.try_receive().has_value());
+
+  first.reset();
+  const PublishResult later = sut.publish("p/a", "taken");
+
+  EXPECT_EQ(later.status, PublishStatus::kOk);
+  auto t = l.try_receive();
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->payload_text(), "taken");
+  EXPECT_EQ(t->publisher_id(), sut.id());
+  bool found = false;
+  for (const PublisherInfo& p : tb.bus().inspect().publishers) {
+    if (p.id == sut.id()) {
+      found = true;
+      EXPECT_EQ(p.published, 2U);  // "counted" before the slot, "taken" after
+    }
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

@@ -502,5 +502,70 @@ TEST(ListenerBlock, BlockedPublisherGivesUpWhenTheListenerPauses) {
   EXPECT_EQ(sut.counters().block_timeouts, 0U);
 }
 
+
+// A closed listener's slot stays taken while Samples it gave out live: a
+// new listener must not get the slot (and its bit in those chunks).
+TEST(Listener, AClosedListenersSlotIsNotReusedWhileItsSamplesLive) {
+  TestBus tb;
+  std::vector<Listener> others;
+  for (std::uint32_t i = 1; i < test::kMaxListeners; ++i) {
+    others.push_back(tb.listen("other/x"));
+  }
+  std::optional<Sample> held;
+  {
+    Listener sut = tb.listen("l/t");
+    Publisher pub = tb.bus().publisher();
+    ASSERT_EQ(pub.publish("l/t", "kept").delivered, 1U);
+    ASSERT_EQ(pub.publish("l/t", "queued").delivered, 1U);
+    held = sut.try_receive();
+    ASSERT_TRUE(held.has_value());
+  }  // closed with one sample out and one event still queued
+
+  auto refused = tb.bus().listen({});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Errc::kListenerTableFull);
+  EXPECT_EQ(held->payload_text(), "kept");
+  EXPECT_EQ(tb.free_chunks(0), test::kSmallCount - 1);  // the queued one went back
+
+  held.reset();
+
+  EXPECT_EQ(tb.free_chunks(0), test::kSmallCount);
+  auto again = tb.bus().listen({});
+  EXPECT_TRUE(again.has_value());
+}
+
+// Samples moved around and returned in any order: the slot is freed with
+// the last, and only then.
+TEST(Listener, TheLastReturnedSampleFreesAParkedSlot) {
+  TestBus tb;
+  std::vector<Listener> others;
+  for (std::uint32_t i = 1; i < test::kMaxListeners; ++i) {
+    others.push_back(tb.listen("other/x"));
+  }
+  std::vector<Sample> held;
+  {
+    Listener sut = tb.listen("l/t");
+    Publisher pub = tb.bus().publisher();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(pub.publish("l/t", "e").delivered, 1U);
+      auto s = sut.try_receive();
+      ASSERT_TRUE(s.has_value());
+      held.push_back(std::move(*s));
+    }
+  }
+  Sample moved;
+  moved = std::move(held[1]);
+  held.erase(held.begin());
+
+  EXPECT_FALSE(tb.bus().listen({}).has_value());
+  held.clear();
+  EXPECT_FALSE(tb.bus().listen({}).has_value());  // `moved` still holds one
+  EXPECT_EQ(tb.free_chunks(0), test::kSmallCount - 1);
+  moved = Sample();
+
+  EXPECT_EQ(tb.free_chunks(0), test::kSmallCount);
+  EXPECT_TRUE(tb.bus().listen({}).has_value());
+}
+
 }  // namespace
 }  // namespace ipcbus

@@ -202,6 +202,9 @@ void publish_one(Publisher& publisher, const PubOptions& o, std::string_view pay
         return;
       case PublishStatus::kInvalidTopic:
         throw CliError(kExitUsage, "invalid topic '" + o.topic + "'");
+      case PublishStatus::kPublisherTableFull:
+        throw CliError(kExitRuntime,
+                       "every publisher slot of the bus is taken (bus.max_publishers)");
       case PublishStatus::kPoolExhausted:
         if (Clock::now() >= deadline || stop_requested()) {
           ++tally.pool_exhausted;

@@ -189,6 +189,10 @@ enum class PublishStatus : std::uint8_t {
   kInvalidTopic,     // fix the topic; nothing was queued
   kPayloadTooLarge,  // larger than the largest size class; nothing was queued
   kPoolExhausted,    // no free chunk in the size class: back off and retry
+  // Every publisher slot (bus.max_publishers) is taken by other publishers:
+  // nothing was queued. A publisher needs one to deliver, so that crash
+  // cleanup can finish a fan-out it dies in; it takes one as they free up.
+  kPublisherTableFull,
 };
 const char* publish_status_name(PublishStatus s);
 
@@ -261,7 +265,9 @@ class Listener {
   std::optional<Sample> receive();
 
   // State changes are single compare-and-swap transitions of the state word.
-  // pause: publishers skip this listener until resume. close is final.
+  // pause: publishers skip this listener until resume. close is final; the
+  // slot is free for another listener once the Samples it gave out are gone
+  // (until then it counts against max_listeners).
   Result<void> pause();
   Result<void> resume();
   void close();
@@ -434,6 +440,12 @@ class Bus {
   // another segment while this handle still maps the old one (systemd-logind
   // RemoveIPC at logout, a manual rm): new processes would not find us.
   bool name_linked() const;
+
+  // wait_attach waits up to `timeout` for a process to attach after the
+  // attach count `*seen` (start from 0); true, with `*seen` moved on, if one
+  // did. The agent watches new processes with it, so that it holds a pidfd
+  // for each within moments of its attach. Slow path: a futex wait.
+  bool wait_attach(std::uint32_t* seen, std::chrono::milliseconds timeout) const;
 
   // record_error adds to the bus's deduplicated error log: an entry with the
   // same kind and message gets its count and last time updated. Slow path:
