@@ -36,13 +36,21 @@ struct PathCase {
   int events;
 };
 
+// Parameterised test names print the path, not the struct's bytes.
+void PrintTo(const PathCase& pc, std::ostream* os) {
+  *os << pc.name;
+}
+
 // start_crash_peer runs crash_peer `role` on the fixture's bus; `ready_fd`
 // (or -1) is the write end of a pipe it signals on, `crash_at` (or empty)
-// its $IPCBUS_CRASH_AT. The test process is single-threaded here, so the
-// environment is set around the fork.
+// its $IPCBUS_CRASH_AT. `wrapper` (or empty) is a command that runs the peer
+// (its argv before the peer's); `out_path`, if given, gets the name of the
+// file the peer's output goes to. The test process is single-threaded here,
+// so the environment is set around the fork.
 template <class Fixture>
 pid_t start_crash_peer(Fixture& f, const std::string& role, int n, const std::string& crash_at,
-                       int ready_fd) {
+                       int ready_fd, std::vector<std::string> wrapper = {},
+                       std::string* out_path = nullptr) {
   if (!crash_at.empty()) {
     setenv("IPCBUS_CRASH_AT", crash_at.c_str(), 1);
   }
@@ -53,7 +61,12 @@ pid_t start_crash_peer(Fixture& f, const std::string& role, int n, const std::st
     setenv("CRASH_PEER_READY_FD", std::to_string(ready_fd).c_str(), 1);
     o.pass_fds = {ready_fd};
   }
-  const pid_t pid = f.start({kCrashPeer, role, f.bus_, std::to_string(n)}, o);
+  if (out_path != nullptr) {
+    *out_path = o.stdout_path;
+  }
+  std::vector<std::string> argv = std::move(wrapper);
+  argv.insert(argv.end(), {kCrashPeer, role, f.bus_, std::to_string(n)});
+  const pid_t pid = f.start(argv, o);
   unsetenv("IPCBUS_CRASH_AT");
   unsetenv("CRASH_PEER_READY_FD");
   return pid;
@@ -285,17 +298,13 @@ TEST_F(Liveness, AProcessInAnotherPidNamespaceIsJudgedByItsLock) {
   }
   Bus& bus = create_bus();
   Pipe ready;
-  setenv("CRASH_PEER_READY_FD", std::to_string(ready.write_end).c_str(), 1);
-  SpawnOptions o;
-  o.stdout_path = temp_file("ns");
-  o.stderr_to_stdout = true;
-  o.pass_fds = {ready.write_end};
-  const pid_t outer = start(
-      {"/usr/bin/unshare", "--pid", "--fork", "--kill-child", kCrashPeer, "hold", bus_, "0"}, o);
-  unsetenv("CRASH_PEER_READY_FD");
+  std::string out;
+  const pid_t outer =
+      start_crash_peer(*this, "hold", 0, "", ready.write_end,
+                       {"/usr/bin/unshare", "--pid", "--fork", "--kill-child"}, &out);
   ready.close_write();
   if (!read_byte(ready.read_end)) {
-    GTEST_SKIP() << "no new pid namespace here: " << read_file(o.stdout_path);
+    GTEST_SKIP() << "no new pid namespace here: " << read_file(out);
   }
   std::optional<ProcessInfo> inside;
   for (const ProcessInfo& p : bus.inspect().processes) {
