@@ -48,6 +48,10 @@ void PrintTo(const PathCase& pc, std::ostream* os) {
 // architecture.md): at once when its pidfd fires; a process too new for a
 // pidfd (the agent opens them every 100 ms) is found by probing the entry
 // locks, every 100 ms. Printed next to what was measured, never asserted.
+// The victims here die within milliseconds of attaching, before the agent's
+// next look gives them a pidfd, and the test starts each one just after the
+// agent's previous look: so these figures are mostly the probe's period
+// minus a victim's life, not the pidfd path (AgentCleanup measures that).
 constexpr auto kAgentBound = std::chrono::milliseconds(100);
 // Hang guard of the wait for the agent: a wait that ends here fails the test.
 constexpr auto kAgentHangGuard = std::chrono::seconds(30);
