@@ -209,6 +209,15 @@ inline std::uint64_t lock_base(const SegmentHeader& h) {
   return h.segment_bytes;
 }
 
+// The creator holds an OFD lock on this byte of the segment's file from just
+// after it creates the name until just after it stores the magic, so an
+// opener that finds no magic can tell a creator still at work (the lock is
+// held) from one that died (the kernel dropped it). A fixed offset past every
+// segment and its liveness bytes: an opener needs no header to probe it.
+inline constexpr std::uint64_t kInitLockByte = 1ULL << 46;
+static_assert(kInitLockByte > (240ULL << 30) + 65001,
+              "the init lock byte lies past every segment (below 240 GiB) and its lock bytes");
+
 // One attached process.
 //
 // state: 0 Free, 1 Live, 2 Reclaiming (its owner died and a reclaimer is
