@@ -92,8 +92,9 @@ class CreatorCrash : public MultiProc {
 
   static std::size_t recoveries(const Bus& bus) {
     const auto errors = bus.inspect().errors;
-    return static_cast<std::size_t>(std::count_if(
-        errors.begin(), errors.end(), [](const ErrorLogEntry& e) { return e.kind == "creator-died"; }));
+    return static_cast<std::size_t>(
+        std::count_if(errors.begin(), errors.end(),
+                      [](const ErrorLogEntry& e) { return e.kind == "creator-died"; }));
   }
 
   // What every open after a creator's death must give: a bus that works and
