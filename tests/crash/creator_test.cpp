@@ -375,5 +375,31 @@ TEST_F(CreatorCrash, OpenOnlyAndObserversRefuseAndDoNotWrite) {
   check_usable(*bus);
 }
 
+// The agent opens with create allowed: started on a dead creator's segment,
+// it recovers it, and tools then see the bus and the record of what happened.
+TEST_F(CreatorCrash, TheAgentRecoversADeadCreatorsSegment) {
+  ASSERT_EQ(finish(start_creator(6, kVictimRing)).signal, SIGKILL);
+  ASSERT_FALSE(magic_stored());
+  SpawnOptions o;
+  o.stdout_path = temp_file("agent");
+  o.stderr_to_stdout = true;
+  const pid_t agent =
+      start({IPCBUS_AGENT, "--bus", bus_, "--interval", "0.05", "--log-level", "info"}, o);
+  ASSERT_TRUE(poll_until([&] { return magic_stored(); })) << describe("agent", o.stdout_path);
+  OpenOptions look = opener(bus_, /*create=*/false);
+  look.observe_only = true;
+  auto bus = Bus::open(look);
+  ASSERT_TRUE(bus) << bus.error().message;
+  EXPECT_EQ(recoveries(*bus), 1U);
+  EXPECT_TRUE(poll_until([&] { return bus->inspect().agent_pid == agent; }));
+  EXPECT_NE(read_file(o.stdout_path).find("died mid-init"), std::string::npos)
+      << describe("agent", o.stdout_path);
+  kill(agent, SIGTERM);
+  EXPECT_TRUE(ended_ok(finish(agent)));
+  auto user = Bus::open(opener(bus_, /*create=*/false));
+  ASSERT_TRUE(user) << user.error().message;
+  check_usable(*user);
+}
+
 }  // namespace
 }  // namespace ipcbus::test
