@@ -385,6 +385,10 @@ Result<Bus> Bus::open(const OpenOptions& options) {
   auto holder = m.holder;
   auto* core = new detail::BusCore(name, m.base, m.bytes, detail::kNone, m.fd);
   std::shared_ptr<detail::BusCore> shared(core, [holder](detail::BusCore* c) { delete c; });
+  if (!m.recovered.empty()) {
+    detail::log().warn("bus={}: {} (the segment was initialised anew)", name, m.recovered);
+    core->record_error("creator-died", m.recovered);
+  }
   if (!options.observe_only) {
     const std::uint32_t proc = core->register_process();
     if (proc == detail::kNone) {

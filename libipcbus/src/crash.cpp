@@ -17,6 +17,7 @@ namespace {
 struct Target {
   std::string paths;  // "+a+b+", for a search of "+name+"
   long at = 0;
+  int signal = SIGKILL;
 };
 const Target& target() {
   static const Target t = [] {
@@ -28,6 +29,12 @@ const Target& target() {
         r.paths = "+" + std::string(env, colon) + "+";
         r.at = std::strtol(colon + 1, nullptr, 10);
       }
+    }
+    // $IPCBUS_CRASH_SIGNAL=STOP stops the process there instead (a creator
+    // that is slow, not dead).
+    const char* sig = std::getenv("IPCBUS_CRASH_SIGNAL");
+    if (sig != nullptr && std::strcmp(sig, "STOP") == 0) {
+      r.signal = SIGSTOP;
     }
     return r;
   }();
@@ -43,7 +50,7 @@ void crash_point(const char* path) {
   }
   // relaxed: a count within this process; the kill needs no ordering.
   if (passes.fetch_add(1, std::memory_order_relaxed) + 1 == t.at) {
-    raise(SIGKILL);
+    raise(t.signal);
   }
 }
 

@@ -5,11 +5,13 @@
 // crash points of the paths named by $IPCBUS_CRASH_AT ("path[+path...]:k")
 // in this process, and the k-th pass kills the process with SIGKILL, as the
 // OOM killer would. A point sits between every two writes to shared memory
-// of its path. In every other build the macro is nothing.
+// of its path. $IPCBUS_CRASH_SIGNAL=STOP stops the process there (SIGSTOP)
+// instead. In every other build the macro is nothing.
 //
 // Paths: take, push, pop, drop (core.hpp: pool take, ring push and pop,
 // holder drop), publish, loan, receive, release, close, reclaim, subscribe,
-// unsubscribe.
+// unsubscribe, create (segment.cpp: creating a segment, or initialising
+// anew one whose creator died, up to the magic and the init lock's release).
 #pragma once
 
 #ifdef IPCBUS_CRASH_POINTS

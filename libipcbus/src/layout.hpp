@@ -32,8 +32,10 @@ inline constexpr std::uint32_t kNone = 0xFFFFFFFFU;
 // "IPCBUS" followed by two zero bytes would look too much like text; the
 // high byte makes a random or zeroed segment very unlikely to match.
 inline constexpr std::uint64_t kMagic = 0x9a53554243504931ULL;
-// Bump on every change to any structure in this file.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// Bump on every change to any structure in this file, or to the protocol
+// processes follow on it. 3: the creator holds the init lock (kInitLockByte)
+// while it initialises, and the library of version 2 does not.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 inline constexpr std::uint32_t kMaxPoolClasses = 8;
 inline constexpr std::uint32_t kChunkUnit = 64;  // chunk references count in these
 // A ring entry whose value is kSkip carries no chunk: crash repair writes it
@@ -208,6 +210,15 @@ struct SegmentHeader {
 inline std::uint64_t lock_base(const SegmentHeader& h) {
   return h.segment_bytes;
 }
+
+// The creator holds an OFD lock on this byte of the segment's file from just
+// after it creates the name until just after it stores the magic, so an
+// opener that finds no magic can tell a creator still at work (the lock is
+// held) from one that died (the kernel dropped it). A fixed offset past every
+// segment and its liveness bytes: an opener needs no header to probe it.
+inline constexpr std::uint64_t kInitLockByte = 1ULL << 46;
+static_assert(kInitLockByte > (240ULL << 30) + 65001,
+              "the init lock byte lies past every segment (below 240 GiB) and its lock bytes");
 
 // One attached process.
 //

@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "core.hpp"
+#include "crash.hpp"
+#include "process.hpp"
 #include "validate.hpp"
 
 namespace bip = boost::interprocess;
@@ -252,6 +254,7 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
   h->bitmap_words = l.bitmap_words;
   h->chunk_count = l.chunk_count;
   init_mutex(&h->trie_mutex);
+  IPCBUS_CRASH_POINT("create");
   // The segment is private to this process until the magic is stored below,
   // so plain (relaxed) initialisation suffices for everything before it.
   h->next_publisher_id.store(1, std::memory_order_relaxed);
@@ -276,6 +279,7 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
       new (&ring[k]) RingEntry((static_cast<std::uint64_t>(k) << 32) | kNone);
     }
   }
+  IPCBUS_CRASH_POINT("create");
   for (std::uint32_t i = 0; i < c.trie_nodes; ++i) {
     auto* n = new (b + l.node_off + std::uint64_t{i} * l.node_stride) TrieNode{};
     n->parent.store(kNone, std::memory_order_relaxed);
@@ -295,6 +299,7 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
     s->next_free.store(i + 1 < c.subscriptions ? i + 1 : kNone, std::memory_order_relaxed);
   }
   h->sub_free_head.store(0, std::memory_order_relaxed);
+  IPCBUS_CRASH_POINT("create");
 
   const std::uint64_t topic_area = align_up(c.max_topic_bytes, kCacheLine);
   auto* bitmap = reinterpret_cast<std::atomic<std::uint64_t>*>(b + l.bitmap_off);
@@ -317,6 +322,7 @@ void init_segment(void* base, std::size_t bytes, const Config& c) {
     }
   }
 
+  IPCBUS_CRASH_POINT("create");
   // SYNC(ready): release pairs with the acquire load of the magic in
   // map_bus(): an opener that sees the magic sees the whole initialised
   // segment. Zeroed memory (magic 0) reads as "not ready yet".
@@ -506,11 +512,67 @@ Error access_denied(const std::string& shm) {
                    "0660 and a group both users are members of"};
 }
 
+// Give the segment's file to config.group, when one is named.
+Result<void> give_to_group(int fd, const std::string& shm, const Config& config) {
+  if (config.group.empty()) {
+    return {};
+  }
+  // getgrnam_r, not getgrnam: attach may run in several threads at once.
+  std::vector<char> buffer(std::size_t{16} * 1024);
+  group entry{};
+  group* g = nullptr;
+  while (getgrnam_r(config.group.c_str(), &entry, buffer.data(), buffer.size(), &g) == ERANGE &&
+         buffer.size() < std::size_t{1024} * 1024) {
+    buffer.resize(buffer.size() * 2);
+  }
+  if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
+    const std::string why =
+        g == nullptr ? std::string("no such group") : std::generic_category().message(errno);
+    return Error{Errc::kPermissionDenied, "cannot give bus segment /dev/shm/" + shm +
+                                              " to group '" + config.group + "': " + why};
+  }
+  // fchown may clear set-id bits only; the mode stays as created.
+  return {};
+}
+
+// Size, reserve, map and initialise the segment of `holder` for `config`, up
+// to and including the magic. The caller holds the init lock. `zero`: clear
+// the mapping first (a dead creator's leftovers that could not be punched out).
+Result<std::uint64_t> initialise(Holder& holder, const std::string& shm, const Config& config,
+                                 bool zero) {
+  const std::uint64_t bytes = segment_size(config);
+  const int fd = holder.shm.get_mapping_handle().handle;
+  try {
+    holder.shm.truncate(static_cast<bip::offset_t>(bytes));
+    IPCBUS_CRASH_POINT("create");
+    // Reserve every page now: on a full /dev/shm a later first touch would
+    // raise SIGBUS in some process instead of an error here.
+    const int rc = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+    if (rc != 0) {
+      return Error{rc == ENOSPC ? Errc::kNoSpace : Errc::kSystem,
+                   "cannot reserve " + std::to_string(bytes) + " bytes for bus segment /dev/shm/" +
+                       shm + ": " + std::generic_category().message(rc)};
+    }
+    IPCBUS_CRASH_POINT("create");
+    holder.region = bip::mapped_region(holder.shm, bip::read_write, 0, bytes);
+  } catch (const bip::interprocess_exception& e) {
+    return Error{Errc::kSystem, "cannot size bus segment /dev/shm/" + shm + " to " +
+                                    std::to_string(bytes) + " bytes: " + e.what()};
+  }
+  if (zero) {
+    // Openers only read the magic, which is 0 and stays 0 here.
+    std::memset(holder.region.get_address(), 0, bytes);
+    IPCBUS_CRASH_POINT("create");
+  }
+  prefault(holder.region.get_address(), bytes);
+  init_segment(holder.region.get_address(), bytes, config);
+  return bytes;
+}
+
 Result<Mapping> create_bus(const std::string& shm, const Config& config) {
   if (auto ok = config.validate(); !ok) {
     return ok.error();
   }
-  const std::uint64_t bytes = segment_size(config);
   auto holder = std::make_shared<Holder>();
   try {
     holder->shm = bip::shared_memory_object(bip::create_only, shm.c_str(), bip::read_write,
@@ -521,50 +583,41 @@ Result<Mapping> create_bus(const std::string& shm, const Config& config) {
     }
     return system_error("cannot create bus segment /dev/shm/" + shm, e);
   }
-  if (!config.group.empty()) {
-    // getgrnam_r, not getgrnam: attach may run in several threads at once.
-    std::vector<char> buffer(std::size_t{16} * 1024);
-    group entry{};
-    group* g = nullptr;
-    while (getgrnam_r(config.group.c_str(), &entry, buffer.data(), buffer.size(), &g) == ERANGE &&
-           buffer.size() < std::size_t{1024} * 1024) {
-      buffer.resize(buffer.size() * 2);
-    }
-    const int fd = holder->shm.get_mapping_handle().handle;
-    if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
-      const std::string why =
-          g == nullptr ? std::string("no such group") : std::generic_category().message(errno);
-      bip::shared_memory_object::remove(shm.c_str());
-      return Error{Errc::kPermissionDenied, "cannot give bus segment /dev/shm/" + shm +
-                                                " to group '" + config.group + "': " + why};
-    }
-    // fchown may clear set-id bits only; the mode stays as created.
+  IPCBUS_CRASH_POINT("create");
+  const int fd = holder->shm.get_mapping_handle().handle;
+  // SYNC(init): the init lock before anything else, so that openers take us
+  // for alive until the magic is out. An opener that came between the create
+  // and this lock took us for dead and recovers the segment itself (it holds
+  // the lock, or sized the file before it let go): open it as they do.
+  // LIMIT: so, rarely, an exclusive create loses to an opener of its own
+  // name and reports kAlreadyExists.
+  struct stat st {};
+  if (!lock_byte(fd, kInitLockByte)) {
+    return Error{Errc::kNotFound, "exists"};
   }
-  try {
-    holder->shm.truncate(static_cast<bip::offset_t>(bytes));
-    // Reserve every page now: on a full /dev/shm a later first touch would
-    // raise SIGBUS in some process instead of an error here.
-    const int rc =
-        posix_fallocate(holder->shm.get_mapping_handle().handle, 0, static_cast<off_t>(bytes));
-    if (rc != 0) {
-      bip::shared_memory_object::remove(shm.c_str());
-      return Error{rc == ENOSPC ? Errc::kNoSpace : Errc::kSystem,
-                   "cannot reserve " + std::to_string(bytes) + " bytes for bus segment /dev/shm/" +
-                       shm + ": " + std::generic_category().message(rc)};
-    }
-    holder->region = bip::mapped_region(holder->shm, bip::read_write, 0, bytes);
-  } catch (const bip::interprocess_exception& e) {
+  if (fstat(fd, &st) != 0 || st.st_size != 0) {
+    unlock_byte(fd, kInitLockByte);
+    return Error{Errc::kNotFound, "exists"};
+  }
+  IPCBUS_CRASH_POINT("create");
+  if (auto ok = give_to_group(fd, shm, config); !ok) {
     bip::shared_memory_object::remove(shm.c_str());
-    return Error{Errc::kSystem, "cannot size bus segment /dev/shm/" + shm + " to " +
-                                    std::to_string(bytes) + " bytes: " + e.what()};
+    return ok.error();
   }
-  prefault(holder->region.get_address(), bytes);
-  init_segment(holder->region.get_address(), bytes, config);
+  auto bytes = initialise(*holder, shm, config, /*zero=*/false);
+  if (!bytes) {
+    bip::shared_memory_object::remove(shm.c_str());
+    return bytes.error();
+  }
+  IPCBUS_CRASH_POINT("create");
+  // After the magic's release store: an opener that takes the lock now
+  // finds the magic and opens as usual.
+  unlock_byte(fd, kInitLockByte);
   Mapping m;
   m.base = holder->region.get_address();
-  m.bytes = bytes;
+  m.bytes = *bytes;
   m.created = true;
-  m.fd = holder->shm.get_mapping_handle().handle;
+  m.fd = fd;
   m.holder = std::move(holder);
   return m;
 }
@@ -589,6 +642,56 @@ void note_refusal(Holder& holder, const SegmentHeader& h, std::uint64_t size,
   }
 }
 
+// The segment's creator died before it stored the magic, and we hold the
+// init lock, so no one else is writing it: initialise it afresh for our own
+// config, as a create would. Returns the mapping, or an empty one when the
+// magic turned out to be there after all (the creator finished just before
+// we took the lock).
+Result<Mapping> recover(std::shared_ptr<Holder>& holder, const std::string& shm,
+                        const Config& config) {
+  if (auto ok = config.validate(); !ok) {
+    return ok.error();
+  }
+  const int fd = holder->shm.get_mapping_handle().handle;
+  bip::offset_t size = 0;
+  holder->shm.get_size(size);
+  std::int32_t dead = 0;
+  if (size >= static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
+    bip::mapped_region probe(holder->shm, bip::read_only, 0, sizeof(SegmentHeader));
+    const auto* h = static_cast<const SegmentHeader*>(probe.get_address());
+    // acquire: SYNC(ready), see init_segment().
+    if (h->magic.load(std::memory_order_acquire) != 0) {
+      return Mapping{};
+    }
+    dead = h->creator_pid;  // plain: its writer is dead; 0 if it got no further
+  }
+  // Zero what the dead creator left. Punching the pages out keeps the file's
+  // size, so an opener probing the header meanwhile reads zeros, not SIGBUS.
+  bool zero = false;
+  if (size > 0) {
+    zero = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size) != 0;
+    IPCBUS_CRASH_POINT("create");
+  }
+  // The dead creator's mode may not be ours; keep its mode if we may not change it.
+  (void)fchmod(fd, static_cast<mode_t>(config.mode));
+  if (auto ok = give_to_group(fd, shm, config); !ok) {
+    return ok.error();
+  }
+  auto bytes = initialise(*holder, shm, config, zero);
+  if (!bytes) {
+    return bytes.error();
+  }
+  Mapping m;
+  m.base = holder->region.get_address();
+  m.bytes = *bytes;
+  m.created = true;
+  m.fd = fd;
+  m.recovered = "creator " + (dead > 0 ? "pid " + std::to_string(dead) : std::string("?")) +
+                " died mid-init; redone by pid " + std::to_string(getpid());
+  m.holder = std::move(holder);
+  return m;
+}
+
 Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options) {
   const std::chrono::milliseconds ready_timeout = options.ready_timeout;
   auto holder = std::make_shared<Holder>();
@@ -603,8 +706,9 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
     }
     return system_error("cannot open bus segment /dev/shm/" + shm, e);
   }
+  const int fd = holder->shm.get_mapping_handle().handle;
   struct stat st {};
-  if (fstat(holder->shm.get_mapping_handle().handle, &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     return Error{Errc::kSystem, "fstat: " + std::generic_category().message(errno)};
   }
   if (st.st_uid != geteuid() && !options.allow_other_owner) {
@@ -613,6 +717,9 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
                      user_text(geteuid()) +
                      "; opening another user's bus must be allowed explicitly (allow_other_owner)"};
   }
+  // Only an opener that may create may recover a segment whose creator died;
+  // one that only looks never writes.
+  const bool may_recover = options.create && !options.observe_only;
   // Wait until the creator has sized the segment and stored the magic.
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
   for (;;) {
@@ -645,17 +752,35 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
         Mapping m;
         m.base = holder->region.get_address();
         m.bytes = bytes;
-        m.fd = holder->shm.get_mapping_handle().handle;
+        m.fd = fd;
         m.holder = std::move(holder);
         return m;
       }
     }
+    // No magic yet. SYNC(init): a live creator holds the init lock; if we
+    // can take it, the creator is gone and only we may write the segment.
+    if (may_recover && lock_byte(fd, kInitLockByte)) {
+      auto recovered = recover(holder, shm, options.config);
+      if (recovered && recovered->base != nullptr) {
+        IPCBUS_CRASH_POINT("create");
+      }
+      // After the magic's release store, as the creator does.
+      unlock_byte(fd, kInitLockByte);
+      if (!recovered || recovered->base != nullptr) {
+        return recovered;
+      }
+      continue;  // the creator finished after all: open it as usual
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
-      // LIMIT: a creator that died before storing the magic leaves this
-      // segment refused until someone removes it (ipcbus destroy --force).
+      if (!byte_locked(fd, kInitLockByte)) {
+        return Error{Errc::kSegmentNotReady,
+                     "bus segment /dev/shm/" + shm +
+                         " exists but its creator died before it finished initialising it; "
+                         "an open that may create the bus (or the agent) recovers it"};
+      }
       return Error{Errc::kSegmentNotReady, "bus segment /dev/shm/" + shm +
-                                               " exists but its creator did not finish "
-                                               "initialising it within " +
+                                               " exists but its creator, still running, did not "
+                                               "finish initialising it within " +
                                                std::to_string(ready_timeout.count()) + " ms"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -53,6 +53,9 @@ struct Mapping {
   std::uint64_t bytes = 0;
   bool created = false;
   int fd = -1;  // the segment's open file, owned by holder
+  // Set when this open found a segment whose creator died before it stored
+  // the magic and initialised it afresh: what happened, for the error log.
+  std::string recovered;
 };
 
 // The /dev/shm name of bus `name`, or kInvalidArgument for a bad name.
@@ -60,7 +63,9 @@ Result<std::string> shm_name(const std::string& name);
 
 // map_bus opens (or creates, if allowed) the named bus and returns it mapped
 // and validated. Two racing creators end on one segment; an opener waits up
-// to ready_timeout for a creator to finish.
+// to ready_timeout for a creator to finish. An opener that may create and
+// finds the creator dead before it stored the magic (its init lock, see
+// kInitLockByte, is free) initialises the segment itself (Mapping::recovered).
 Result<Mapping> map_bus(const std::string& name, const OpenOptions& options);
 
 }  // namespace ipcbus::detail

@@ -11,6 +11,8 @@
 //   crash_peer reclaim BUS       Bus::reclaim_dead() once (the agent's cleanup)
 //   crash_peer hold BUS          a listener on c/# and two loans, held until
 //                                killed (writes 'R' on $CRASH_PEER_READY_FD when ready)
+//   crash_peer create BUS N      opens the bus with create allowed, the config of
+//                                small_config() but a ring capacity of N
 //
 // Prints "done" and exits 0 when it got to the end, that is when k was past
 // the path's last crash point.
@@ -60,6 +62,19 @@ int main(int argc, char** argv) {
   }
   const std::string role = argv[1];
   const int n = argc > 3 ? std::atoi(argv[3]) : 0;
+  if (role == "create") {
+    ipcbus::OpenOptions o;
+    o.name = argv[2];
+    o.config.pools = {{256, 512}, {4096, 64}};
+    o.config.max_listeners = 16;
+    o.config.ring_capacity = static_cast<std::uint32_t>(n);
+    o.config.trie_nodes = 256;
+    o.config.subscriptions = 256;
+    o.config.max_processes = 32;
+    auto made = ipcbus::Bus::open(o);
+    std::printf("%s\n", made ? "done" : made.error().message.c_str());
+    return made ? 0 : 2;
+  }
   ipcbus::Bus bus = open_bus(argv[2]);
   if (role == "publish") {
     ipcbus::Publisher pub = bus.publisher();

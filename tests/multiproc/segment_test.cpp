@@ -86,23 +86,40 @@ TEST_F(Segment, ProcessesCreatingOneBusAtOnceAllEndOnOneSegment) {
 
 class HalfInitialised : public MultiProc, public ::testing::WithParamInterface<long> {};
 
-TEST_P(HalfInitialised, OpenWithCreateReportsSegmentNotReady) {
+// The half-creator exits without the init lock (detail::kInitLockByte): a
+// creator that died. An open-only opener refuses it and writes nothing; an
+// opener that may create initialises it anew, to its own size.
+TEST_P(HalfInitialised, OpenOnlyRefusesAndOpenWithCreateRecovers) {
   const std::string out = temp_file("half");
   const Exit made = finish(start_peer("half-create", {"--size", std::to_string(GetParam())}, out));
   ASSERT_TRUE(ended_ok(made)) << describe("half-create", out);
+  const std::string path = "/dev/shm/ipcbus." + bus_;
+  const std::string before = read_file(path);
   OpenOptions o;
   o.name = bus_;
-  o.create = true;
+  o.create = false;
   o.config = small_config();
+  o.config.ring_capacity = 32;  // another size than the full-size case's
   o.ready_timeout = std::chrono::milliseconds(200);
 
-  auto opened = Bus::open(o);
+  auto refused = Bus::open(o);
 
-  ASSERT_FALSE(opened) << "a zero-filled segment was taken for a ready one";
-  EXPECT_EQ(opened.error().code, Errc::kSegmentNotReady) << opened.error().message;
-  ASSERT_TRUE(Bus::destroy(bus_));
-  auto fresh = Bus::open(o);
-  EXPECT_TRUE(fresh) << "after the stale name is removed, open creates the bus anew";
+  ASSERT_FALSE(refused) << "a zero-filled segment was taken for a ready one";
+  EXPECT_EQ(refused.error().code, Errc::kSegmentNotReady) << refused.error().message;
+  EXPECT_TRUE(read_file(path) == before) << "an open-only opener wrote to the segment";
+
+  o.create = true;
+  auto recovered = Bus::open(o);
+
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(recovered->inspect().segment_bytes, detail::segment_size(o.config));
+  EXPECT_EQ(recovered->config().ring_capacity, 32U);
+  bool logged = false;
+  for (const ErrorLogEntry& e : recovered->inspect().errors) {
+    logged = logged || e.kind == "creator-died";
+  }
+  EXPECT_TRUE(logged) << "the recovery is not in the error log";
+  EXPECT_TRUE(recovered->check().empty());
 }
 
 // Sizes: nothing (died before sizing), one page, and the full size of the bus.
