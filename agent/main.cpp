@@ -30,6 +30,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -166,10 +167,15 @@ class DeathWatch {
     }
   }
   // Follow the processes `info` lists; forget those it no longer does.
-  void update(const ipcbus::BusInfo& info) {
+  // True when one of them is dead already (it died before we held a pidfd
+  // for it): the caller reclaims at once rather than at the next look.
+  bool update(const ipcbus::BusInfo& info) {
     std::set<std::int32_t> want;
+    bool dead = false;
     for (const auto& p : info.processes) {
-      if (p.alive && p.same_pid_namespace && p.pid > 0 && p.pid != getpid()) {
+      if (!p.alive && !p.reclaiming) {
+        dead = true;
+      } else if (p.alive && p.same_pid_namespace && p.pid > 0 && p.pid != getpid()) {
         want.insert(p.pid);
       }
     }
@@ -186,9 +192,12 @@ class DeathWatch {
         const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
         if (fd >= 0) {
           fds_[pid] = fd;
+        } else if (errno == ESRCH) {
+          dead = true;  // gone (and reaped) since inspect() saw it
         }
       }
     }
+    return dead;
   }
   // Wait up to `timeout` for one of them to die, or for `wake` (or -1) to
   // become readable; true if either happened.
@@ -419,7 +428,7 @@ static int agent_main(int argc, char** argv) {
       watch_processes(*log, *bus, seen);
       watch_drops(*bus, drop_threshold, last_drops);
       reclaim(*log, *bus);
-      deaths.update(bus->inspect());
+      (void)deaths.update(bus->inspect());
       const bool linked = bus->name_linked();
       if (!linked && !unlinked_reported) {
         const std::string what = "the segment's name /dev/shm/ipcbus." + name +
@@ -440,7 +449,10 @@ static int agent_main(int argc, char** argv) {
                       attaches.fd());
     attaches.drain();
     reclaim(*log, *bus);
-    deaths.update(bus->inspect());
+    if (deaths.update(bus->inspect())) {
+      reclaim(*log, *bus);  // one that died between the two
+      (void)deaths.update(bus->inspect());
+    }
   }
   notify_systemd("STOPPING=1");
   // NOLINTNEXTLINE(concurrency-mt-unsafe): strsignal's buffer; only this thread calls it

@@ -45,13 +45,11 @@ void PrintTo(const PathCase& pc, std::ostream* os) {
 }
 
 // How soon the agent reclaims a dead process (docs/failure-model.md,
-// architecture.md): at once when its pidfd fires; a process too new for a
-// pidfd (the agent opens them every 100 ms) is found by probing the entry
-// locks, every 100 ms. Printed next to what was measured, never asserted.
-// The victims here die within milliseconds of attaching, before the agent's
-// next look gives them a pidfd, and the test starts each one just after the
-// agent's previous look: so these figures are mostly the probe's period
-// minus a victim's life, not the pidfd path (AgentCleanup measures that).
+// architecture.md): at once when its pidfd fires (the agent opens one as
+// each process attaches, woken by the attach count's futex, and reclaims at
+// once one that died before it could); a process with no pidfd (another pid
+// namespace) is found by probing the entry locks, every 100 ms. Printed next
+// to what was measured, never asserted.
 constexpr auto kAgentBound = std::chrono::milliseconds(100);
 // Hang guard of the wait for the agent: a wait that ends here fails the test.
 constexpr auto kAgentHangGuard = std::chrono::seconds(30);
