@@ -1,6 +1,7 @@
 // bench_main.cpp: ipcbus-bench, the multi-process benchmark of issue 4.
 //
 //   ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT] [--scale X] [--no-iceoryx]
+//                [--reclaim-rounds N]
 //   ipcbus-bench --report FILE [--micro FILE] [--plots DIR]   BENCHMARKS.md from a saved run
 //
 // It measures, between separate processes, one-way latency (ping-pong round
@@ -9,7 +10,8 @@
 // peers users would pick instead, all in one run, and reports each figure as
 // a ratio to its floor and to each peer. It exits non-zero when a case fails
 // or a number is insane (no throughput, unordered percentiles, missing
-// results); it never judges a timing.
+// results); it never judges a timing. It also times crash cleanup: how long
+// the agent takes, from a SIGKILL, to give back what the killed process held.
 #include <dirent.h>
 #include <mqueue.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@
 #include "harness.hpp"
 #include "histogram.hpp"
 #include "inproc.hpp"
+#include "reclaim.hpp"
 #include "report.hpp"
 #include "runner.hpp"
 #include "transport.hpp"
@@ -50,10 +53,11 @@ struct Options {
   std::string report_path;
   std::string micro_path;
   std::string notes_path;
+  int reclaim_rounds = 0;  // 0: 30, or 5 with --quick
 };
 
 struct Planned {
-  std::string kind;  // latency, throughput, fanout, first_event
+  std::string kind;  // latency, throughput, fanout, first_event, reclaim
   CaseSpec spec;
   int round = -1;  // >= 0: a repeat of the bar cases (see make_plan)
 };
@@ -61,6 +65,11 @@ struct Planned {
 std::string describe(const Planned& p) {
   const CaseSpec& s = p.spec;
   std::ostringstream o;
+  if (p.kind == "reclaim") {
+    o << transport_name(s.transport) << " reclaim (" << s.max_iterations
+      << " kills, agent)";
+    return o.str();
+  }
   o << transport_name(s.transport) << " " << wait_name(s.wait) << " " << p.kind << " " << s.payload
     << " B";
   if (s.pattern != Pattern::kPingPong) {
@@ -247,6 +256,14 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       plan.push_back({"first_event", s});
     }
   }
+  // Crash cleanup: kill to reclaimed, with the agent (issue 3's bound).
+  {
+    CaseSpec s;
+    s.transport = Transport::kBus;
+    s.max_iterations = o.reclaim_rounds > 0 ? static_cast<std::uint64_t>(o.reclaim_rounds)
+                                            : (q ? 5 : 30);
+    plan.push_back({"reclaim", s});
+  }
 
   // The cases the first bars compare, again in interleaved rounds: on a
   // shared machine the floor of one minute is not the floor of the next (the
@@ -275,7 +292,7 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       continue;
     }
     std::string why;
-    if (!transport_supports(p.spec, &why)) {
+    if (p.kind == "reclaim" ? find_agent(&why).empty() : !transport_supports(p.spec, &why)) {
       skipped->push_back({{"case", describe(p)}, {"why", why}});
       continue;
     }
@@ -369,6 +386,19 @@ std::string brief(const json& row) {
       << " ns";
   } else if (row.contains("events_per_s")) {
     o << row["events_per_s"].get<double>() / 1e6 << " M/s";
+  } else if (row.contains("rounds")) {
+    std::vector<std::uint64_t> v;
+    for (const json& r : row["rounds"]) {
+      if (r.value("ok", false)) {
+        v.push_back(r["kill_to_reclaimed_ns"].get<std::uint64_t>());
+      }
+    }
+    std::sort(v.begin(), v.end());
+    o << v.size() << " of " << row["rounds"].size() << " reclaimed";
+    if (!v.empty()) {
+      o << ", kill to reclaimed median " << v[v.size() / 2] / 1000 << " us, max "
+        << v.back() / 1000 << " us";
+    }
   } else if (row.contains("ns_per_publish_p50")) {
     o << row["ns_per_publish_p50"].get<double>() << " ns/publish";
   }
@@ -435,6 +465,7 @@ int run_all(const Options& o) {
   results["throughput"] = json::array();
   results["fanout_cost"] = json::array();
   results["first_event_runs"] = json::array();
+  results["reclaim_runs"] = json::array();
   results["bar_rounds"] = json::array();
   results["failures"] = json::array();
   int index = 0;
@@ -442,6 +473,20 @@ int run_all(const Options& o) {
     ++index;
     if (interrupted()) {
       break;
+    }
+    if (p.kind == "reclaim") {
+      const ReclaimOut ro = run_reclaim_case(static_cast<int>(p.spec.max_iterations));
+      if (!ro.ok) {
+        std::fprintf(stderr, "[%d/%zu] %s: FAILED: %s\n", index, plan.size(), describe(p).c_str(),
+                     ro.error.c_str());
+        results["failures"].push_back({{"case", describe(p)}, {"error", ro.error}});
+        continue;
+      }
+      const json row = reclaim_json(ro);
+      std::fprintf(stderr, "[%d/%zu] %s: %s (%.1f s)\n", index, plan.size(), describe(p).c_str(),
+                   brief(row).c_str(), ro.wall_s);
+      results["reclaim_runs"].push_back(row);
+      continue;
     }
     CaseOut out;
     if (p.spec.transport == Transport::kIceoryx && roudi_failed) {
@@ -559,7 +604,7 @@ int report(const Options& o) {
 void usage() {
   std::fprintf(stderr,
                "usage: ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT]\n"
-               "                    [--scale X] [--no-iceoryx]\n"
+               "                    [--scale X] [--no-iceoryx] [--reclaim-rounds N]\n"
                "       ipcbus-bench --report FILE [--micro FILE] [--notes FILE] [--plots DIR]\n"
                "  --quick       a seconds-long smoke subset (64 B, two peers)\n"
                "  --json FILE   write every figure, ratio and bar as JSON\n"
@@ -568,6 +613,8 @@ void usage() {
                "latency\")\n"
                "  --scale X     multiply every duration by X\n"
                "  --no-iceoryx  leave iceoryx (and its RouDi daemon) out\n"
+               "  --reclaim-rounds N  kills in the crash-cleanup case (\"ipcbus reclaim\"; "
+               "default 30, 5 with --quick)\n"
                "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its "
                "plots)\n");
 }
@@ -580,6 +627,8 @@ int main(int argc, char** argv) {
   Options o;
   int role = -1;
   int ctl_fd = -1;
+  std::string victim_bus;
+  int ready_fd = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -593,6 +642,12 @@ int main(int argc, char** argv) {
       role = std::atoi(next().c_str());
     } else if (a == "--ctl-fd") {
       ctl_fd = std::atoi(next().c_str());
+    } else if (a == "--reclaim-victim") {
+      victim_bus = next();
+    } else if (a == "--ready-fd") {
+      ready_fd = std::atoi(next().c_str());
+    } else if (a == "--reclaim-rounds") {
+      o.reclaim_rounds = std::atoi(next().c_str());
     } else if (a == "--quick") {
       o.quick = true;
     } else if (a == "--json") {
@@ -621,6 +676,9 @@ int main(int argc, char** argv) {
   }
   if (role >= 0) {
     return child_main(role, ctl_fd);
+  }
+  if (!victim_bus.empty()) {
+    return reclaim_victim_main(victim_bus, ready_fd);
   }
   if (!o.report_path.empty()) {
     return report(o);

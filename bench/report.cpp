@@ -152,6 +152,21 @@ double median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// Nearest rank: the smallest value with at least `q` of them at or below it.
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) {
+    return NAN;
+  }
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+// The documented bound of issue 3, as the report states it next to the figure.
+constexpr const char* kReclaimBound =
+    "at once (pidfd, same pid namespace); 100 ms for processes in other pid namespaces "
+    "(lock probe at the agent's interval)";
+
 std::vector<double> payloads_of(const json& r, const char* section) {
   std::vector<double> out;
   if (r.contains(section)) {
@@ -470,6 +485,39 @@ void add_analysis(json& r) {
         {"first_round_trip_page_faults", median(faults)}};
   }
 
+  // Crash cleanup: kill to reclaimed over every round of every reclaim case.
+  if (!list(r, "reclaim_runs").empty()) {
+    std::vector<double> took, agent, gap;
+    double rounds = 0;
+    double not_by_agent = 0;
+    for (const json& row : list(r, "reclaim_runs")) {
+      for (const json& k : list(row, "rounds")) {
+        ++rounds;
+        if (!k.value("ok", false)) {
+          continue;
+        }
+        took.push_back(num(k, "kill_to_reclaimed_ns"));
+        agent.push_back(num(k, "agent_reclaim_ns"));
+        gap.push_back(num(k, "poll_gap_ns"));
+        not_by_agent += k.value("by_agent", false) ? 0 : 1;
+      }
+    }
+    r["reclaim"] = {{"rounds", rounds},
+                    {"reclaimed", took.size()},
+                    {"failed", rounds - static_cast<double>(took.size())},
+                    {"not_by_agent", not_by_agent},
+                    {"min_ns", percentile(took, 0)},
+                    {"median_ns", median(took)},
+                    {"p90_ns", percentile(took, 0.9)},
+                    {"max_ns", percentile(took, 1)},
+                    {"agent_median_ns", median(agent)},
+                    {"agent_max_ns", percentile(agent, 1)},
+                    {"poll_gap_median_ns", median(gap)},
+                    {"bound", kReclaimBound}};
+  } else {
+    r.erase("reclaim");
+  }
+
   // The bars of issue 4.
   json bars = json::array();
   auto bar = [&](const std::string& name, const std::string& measured, double ratio,
@@ -657,6 +705,18 @@ void add_analysis(json& r) {
         "ratio = first / thousandth with LD_BIND_NOW; the first event also pays the "
         "route-cache miss (a trie walk) and cold caches and code");
   }
+  if (r.contains("reclaim")) {
+    const json& c = r["reclaim"];
+    bar("crash cleanup: kill to reclaimed, with the agent (issue 3)",
+        "median " + fmt_ns(num(c, "median_ns", NAN)) + ", p90 " + fmt_ns(num(c, "p90_ns", NAN)) +
+            ", max " + fmt_ns(num(c, "max_ns", NAN)) + " over " + fmt(num(c, "reclaimed")) +
+            " SIGKILLs (the agent's own, death seen to done: median " +
+            fmt_ns(num(c, "agent_median_ns", NAN)) + ", max " +
+            fmt_ns(num(c, "agent_max_ns", NAN)) + ")",
+        NAN, std::string("documented bound: ") + kReclaimBound, -1,
+        "from just before kill() until Bus::inspect() shows the victim's entry, listener and "
+        "publisher gone and every pool full");
+  }
   r["bars"] = bars;
 }
 
@@ -720,10 +780,42 @@ std::vector<std::string> sanity_problems(const json& r) {
       out.push_back("fan-out cost " + label(row) + ": no timing");
     }
   }
+  for (const json& row : list(r, "reclaim_runs")) {
+    const auto& rounds = list(row, "rounds");
+    if (rounds.empty()) {
+      out.push_back("reclaim: no round ran");
+    }
+    for (const json& k : rounds) {
+      const std::string which = "reclaim round " + fmt(num(k, "round")) + ": ";
+      if (!k.value("ok", false)) {
+        out.push_back(which + str(k, "error"));
+        continue;
+      }
+      if (!(num(k, "kill_to_reclaimed_ns") > 0)) {
+        out.push_back(which + "no timing");
+      }
+      if (!(num(k, "chunks_out_before_kill") > 0)) {
+        out.push_back(which + "the victim held no chunk");
+      }
+      if (!k.value("by_agent", false)) {
+        out.push_back(which + "the bus's reclaimed-process count did not move by one");
+      }
+    }
+  }
+  if (r.contains("reclaim")) {
+    const json& c = r["reclaim"];
+    if (!(num(c, "reclaimed") > 0)) {
+      out.push_back("reclaim: nothing reclaimed");
+    } else if (!(num(c, "min_ns") <= num(c, "median_ns") && num(c, "median_ns") <= num(c, "p90_ns") &&
+                 num(c, "p90_ns") <= num(c, "max_ns"))) {
+      out.push_back("reclaim: figures not ordered");
+    }
+  }
   const double planned = num(r, "planned_cases");
   const double got = static_cast<double>(
       list(r, "latency").size() + list(r, "throughput").size() + list(r, "fanout_cost").size() +
-      list(r, "first_event_runs").size() + list(r, "bar_rounds").size());
+      list(r, "first_event_runs").size() + list(r, "bar_rounds").size() +
+      list(r, "reclaim_runs").size());
   if (got != planned) {
     out.push_back("missing results: " + fmt(planned - got) + " of " + fmt(planned) + " cases");
   }
@@ -814,6 +906,23 @@ std::string human_table(const json& r) {
                     fmt_ns(num(row, "ns_per_publish_mean")).c_str());
       o << line;
     }
+  }
+  if (r.contains("reclaim")) {
+    const json& c = r["reclaim"];
+    o << "\ncrash cleanup: SIGKILL to reclaimed, with the agent (" << fmt(num(c, "reclaimed"))
+      << " of " << fmt(num(c, "rounds")) << " kills reclaimed)\n";
+    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "", "min", "median", "p90", "max");
+    o << line;
+    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "kill to reclaimed (inspect)",
+                  fmt_ns(num(c, "min_ns", NAN)).c_str(), fmt_ns(num(c, "median_ns", NAN)).c_str(),
+                  fmt_ns(num(c, "p90_ns", NAN)).c_str(), fmt_ns(num(c, "max_ns", NAN)).c_str());
+    o << line;
+    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "agent's own (death seen to done)",
+                  "", fmt_ns(num(c, "agent_median_ns", NAN)).c_str(), "",
+                  fmt_ns(num(c, "agent_max_ns", NAN)).c_str());
+    o << line;
+    o << "  poll resolution (median gap between looks): " << fmt_ns(num(c, "poll_gap_median_ns", NAN))
+      << "\n  documented bound: " << str(c, "bound") << "\n";
   }
   o << "\nbars (issue 4)\n";
   for (const json& b : list(r, "bars")) {
@@ -1038,6 +1147,38 @@ std::string markdown_report(const json& r, const json& micro, const std::string&
     << fmt(num(sub(r, "first_event_bind_now"), "first_round_trip_page_faults", NAN))
     << " with LD_BIND_NOW (the segment's pages are faulted in when it is created and mapped, so "
        "these are the processes' own code, stack and heap pages).\n\n";
+
+  if (r.contains("reclaim")) {
+    const json& c = r["reclaim"];
+    double sleep_ns = NAN;
+    for (const json& row : list(r, "reclaim_runs")) {
+      sleep_ns = num(row, "poll_sleep_ns", NAN);
+    }
+    o << "## Crash cleanup: kill to reclaimed (agent)\n\n"
+      << "A fresh bus of the default configuration with the real agent (`ipcbus-agent`) on it. "
+         "Each round a fresh victim process opens the bus, makes a listener subscribed to "
+         "`bench/reclaim/#` and a publisher, publishes 8 events to itself (two size classes), "
+         "keeps one as a Sample and the rest in its ring, holds a Loan of a third class, and "
+         "says it is ready; the bench SIGKILLs it and times, on CLOCK_MONOTONIC, from just "
+         "before kill() until Bus::inspect() shows the victim's process entry, listener and "
+         "publisher gone and every pool full again (looking every "
+      << fmt_ns(sleep_ns)
+      << " plus the time of one inspect(); the victim is reaped only after). \"agent's own\" is "
+         "the bus's figure of the last reclaim, from the death seen to done. "
+      << fmt(num(c, "reclaimed")) << " of " << fmt(num(c, "rounds")) << " kills reclaimed"
+      << (num(c, "not_by_agent") > 0 ? " (**" + fmt(num(c, "not_by_agent")) + " not by the agent**)"
+                                     : ", every one by the agent")
+      << ".\n\n"
+      << "| | min | median | p90 | max |\n|---|---|---|---|---|\n"
+      << "| kill to reclaimed | " << fmt_ns(num(c, "min_ns", NAN)) << " | "
+      << fmt_ns(num(c, "median_ns", NAN)) << " | " << fmt_ns(num(c, "p90_ns", NAN)) << " | "
+      << fmt_ns(num(c, "max_ns", NAN)) << " |\n"
+      << "| agent's own (death seen to done) | | " << fmt_ns(num(c, "agent_median_ns", NAN))
+      << " | | " << fmt_ns(num(c, "agent_max_ns", NAN)) << " |\n\n"
+      << "Documented bound (docs/failure-model.md): " << str(c, "bound")
+      << ". Median gap between two looks at the bus: " << fmt_ns(num(c, "poll_gap_median_ns", NAN))
+      << ", the resolution of these figures.\n\n";
+  }
 
   const json& in = sub(r, "inproc");
   if (in.contains("trie_memory")) {

@@ -93,7 +93,8 @@ std::string child_failure(const Control& ctl, const std::vector<Child>& children
   return out;
 }
 
-// The last few hundred characters of a child's log, on one line.
+}  // namespace
+
 std::string log_tail(const std::string& path) {
   std::ifstream f(path);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -103,8 +104,6 @@ std::string log_tail(const std::string& path) {
   std::replace(text.begin(), text.end(), '\n', ' ');
   return text;
 }
-
-}  // namespace
 
 const std::string& run_prefix() {
   static const std::string p = "bench-" + std::to_string(getpid());

@@ -40,6 +40,9 @@ struct CaseOut {
 // behind: on failure, timeout or interruption every child is killed and reaped.
 CaseOut run_case(CaseSpec spec);
 
+// The last few hundred characters of a child's log, on one line.
+std::string log_tail(const std::string& path);
+
 // The run's unique prefix for resource names: "bench-<pid>".
 const std::string& run_prefix();
 
