@@ -208,6 +208,14 @@ ReclaimRound run_round(const Bus& bus, const std::string& log, std::string* fata
   const std::uint64_t t0 = now_ns();
   kill(pid, SIGKILL);
   for (;;) {
+    if (round.exited_ns == 0) {
+      siginfo_t si{};
+      // WNOWAIT: seen, not reaped.
+      if (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          si.si_pid == pid) {
+        round.exited_ns = now_ns() - t0;
+      }
+    }
     const BusInfo info = bus.inspect();
     const std::uint64_t t = now_ns();
     ++round.polls;
@@ -400,6 +408,7 @@ json reclaim_json(const ReclaimOut& c) {
                 {"ok", r.ok},
                 {"victim_pid", r.victim_pid},
                 {"kill_to_reclaimed_ns", r.reclaimed_ns},
+                {"kill_to_exited_ns", r.exited_ns},
                 {"poll_gap_ns", r.poll_gap_ns},
                 {"agent_reclaim_ns", r.agent_ns},
                 {"entry_chunks", r.entry_chunks},

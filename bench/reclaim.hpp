@@ -25,6 +25,9 @@ struct ReclaimRound {
   std::string error;               // why not ok
   int victim_pid = 0;
   std::uint64_t reclaimed_ns = 0;  // kill() to everything reclaimed, as inspect() saw it
+  // kill() to the victim's exit (a zombie): the kernel's teardown of it, its
+  // mappings included, comes before its entry lock and pidfd tell anyone.
+  std::uint64_t exited_ns = 0;
   std::uint64_t agent_ns = 0;      // the agent's own figure: death seen to done (cleanup.last_ns)
   std::uint32_t entry_chunks = 0;  // chunks the victim's entry held as taker before the kill
   std::uint64_t chunks_out = 0;    // pool chunks not free before the kill (all holders)
