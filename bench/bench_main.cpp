@@ -292,7 +292,9 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       continue;
     }
     std::string why;
-    if (p.kind == "reclaim" ? find_agent(&why).empty() : !transport_supports(p.spec, &why)) {
+    const bool cannot = p.kind == "reclaim" ? !agent_built() && find_agent(&why).empty()
+                                            : !transport_supports(p.spec, &why);
+    if (cannot) {
       skipped->push_back({{"case", describe(p)}, {"why", why}});
       continue;
     }

@@ -260,6 +260,14 @@ std::string find_agent(std::string* why) {
   return "";
 }
 
+bool agent_built() {
+#ifdef IPCBUS_AGENT_BUILD_PATH
+  return true;
+#else
+  return false;
+#endif
+}
+
 ReclaimOut run_reclaim_case(int rounds) {
   ReclaimOut out;
   const std::uint64_t t_start = now_ns();

@@ -49,6 +49,9 @@ struct ReclaimOut {
 // The ipcbus-agent to run: next to this executable (an install), else in
 // the build tree. Empty, with *why, when there is none.
 std::string find_agent(std::string* why);
+// Whether this build made an agent: then a missing one fails the case
+// instead of skipping it.
+bool agent_built();
 
 // Run the case: `rounds` kills on one bus with one agent. Every process it
 // starts is reaped before it returns, whatever happens.

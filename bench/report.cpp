@@ -488,8 +488,8 @@ void add_analysis(json& r) {
   // Crash cleanup: kill to reclaimed over every round of every reclaim case.
   if (!list(r, "reclaim_runs").empty()) {
     std::vector<double> took, agent, gap, exited;
-    double rounds = 0;
-    double not_by_agent = 0;
+    std::size_t rounds = 0;
+    std::size_t not_by_agent = 0;
     for (const json& row : list(r, "reclaim_runs")) {
       for (const json& k : list(row, "rounds")) {
         ++rounds;
@@ -507,7 +507,7 @@ void add_analysis(json& r) {
     }
     r["reclaim"] = {{"rounds", rounds},
                     {"reclaimed", took.size()},
-                    {"failed", rounds - static_cast<double>(took.size())},
+                    {"failed", rounds - took.size()},
                     {"not_by_agent", not_by_agent},
                     {"min_ns", percentile(took, 0)},
                     {"median_ns", median(took)},
