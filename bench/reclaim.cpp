@@ -58,10 +58,14 @@ bool reclaimed(const BusInfo& info, int pid, std::string* left) {
              std::to_string(p.total) + " free; ";
     }
   }
+  const bool none = out.empty();
+  if (!none) {
+    out.resize(out.size() - 2);  // the last "; "
+  }
   if (left != nullptr) {
     *left = out;
   }
-  return out.empty();
+  return none;
 }
 
 // Wait for `pid` to exit, up to `guard_ns`, then SIGKILL it. Returns its status.
@@ -323,13 +327,14 @@ ReclaimOut run_reclaim_case(int rounds) {
       out.error = "round " + std::to_string(r + 1) + ": " + fatal;
       break;
     }
-    const bool ok = round.ok;
     out.rounds.push_back(round);
-    if (!ok) {
-      break;  // later rounds would start on a bus that is not clean
+    if (!round.ok) {
+      // Later rounds would start on a bus that is not clean.
+      out.error = "round " + std::to_string(r + 1) + ": " + round.error;
+      break;
     }
   }
-  if (out.error.empty() && !out.rounds.empty() && out.rounds.back().ok) {
+  if (out.error.empty()) {
     for (const std::string& v : bus->check()) {
       out.error += (out.error.empty() ? "bus check after the rounds: " : "; ") + v;
     }
@@ -338,9 +343,11 @@ ReclaimOut run_reclaim_case(int rounds) {
   if (out.agent_pid > 0) {
     kill(out.agent_pid, SIGTERM);
     const int status = reap(out.agent_pid, kStopGuardNs);
-    if (out.error.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      out.error = "the agent stopped badly on SIGTERM (" + status_text(status) + ") [" +
-                  log_tail(agent_log) + "]";
+    // Interrupted: the signal handler has SIGKILLed it already.
+    if (!interrupted() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      out.error += std::string(out.error.empty() ? "" : "; ") +
+                   "the agent stopped badly on SIGTERM (" + status_text(status) + ") [" +
+                   log_tail(agent_log) + "]";
     }
   }
   bus.reset();

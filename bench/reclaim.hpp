@@ -37,7 +37,7 @@ struct ReclaimRound {
 };
 
 struct ReclaimOut {
-  bool ok = false;     // the case ran (rounds may still have failed: see rounds)
+  bool ok = false;     // every round reclaimed, the bus consistent, the agent stopped cleanly
   std::string error;   // why not ok
   std::string agent;   // the agent's path
   int agent_pid = 0;
