@@ -86,7 +86,8 @@ int reap(int pid, std::uint64_t guard_ns) {
 
 std::string status_text(int status) {
   if (WIFSIGNALED(status)) {
-    return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+    const char* name = sigdescr_np(WTERMSIG(status));  // thread-safe, unlike strsignal
+    return std::string("killed by signal ") + (name != nullptr ? name : std::to_string(WTERMSIG(status)));
   }
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
@@ -250,8 +251,8 @@ ReclaimRound run_round(const Bus& bus, const std::string& log, std::string* fata
 }  // namespace
 
 std::string find_agent(std::string* why) {
-  const std::string self = self_exe();
-  const std::string beside = self.substr(0, self.rfind('/') + 1) + "ipcbus-agent";
+  const std::string& self = self_exe();
+  std::string beside = self.substr(0, self.rfind('/') + 1) + "ipcbus-agent";
   if (access(beside.c_str(), X_OK) == 0) {
     return beside;
   }
