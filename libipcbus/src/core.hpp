@@ -483,7 +483,6 @@ class BusCore {
   // free_slot: the last step of a close, from Closed to Free.
   void free_slot(std::uint32_t index, std::uint64_t closed_word);
 
- private:
   int fd_ = -1;  // the segment's file, holding our OFD lock
   std::uint64_t pid_ns_ = 0;
   std::int32_t pid_;
