@@ -316,6 +316,19 @@ void BusCore::finish_parked(std::uint32_t index) {
               index, dropped);
 }
 
+// The publisher slot whose fan-out this thread is inside while it runs
+// crash cleanup itself (a block-policy publisher that found its listener's
+// owner dead): close_listener() must not wait for that fan-out, which
+// re-reads the listener's state before every push and so pushes nothing
+// into the closed ring.
+thread_local const PublisherSlot* t_own_fanout = nullptr;
+
+void BusCore::reclaim_from_fanout(const PublisherSlot* own) {
+  t_own_fanout = own;
+  (void)reclaim_dead(nullptr);
+  t_own_fanout = nullptr;
+}
+
 bool BusCore::wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit) {
   // SYNC(fanout): pairs with the publisher's fence, see close_listener().
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -327,7 +340,7 @@ bool BusCore::wait_fanouts(std::uint32_t index, std::chrono::milliseconds limit)
     // acquire: pairs with the release stores of active and pending in
     // deliver(): the publisher's work on our ring is visible once it is out.
     const std::uint64_t active = j.active.load(std::memory_order_acquire);
-    if (j.state.load(std::memory_order_acquire) != 1 || (active & 1) == 0) {
+    if (j.state.load(std::memory_order_acquire) != 1 || (active & 1) == 0 || &j == t_own_fanout) {
       continue;
     }
     int spins = 0;

@@ -446,6 +446,9 @@ class BusCore {
   // reclaim_dead cleans up after every dead process of the bus and returns
   // how many it reclaimed; `report`, if given, adds up what came back.
   std::uint32_t reclaim_dead(CleanupReport* report);
+  // reclaim_from_fanout runs reclaim_dead() from inside the fan-out that
+  // slot `own` journals (see wait_fanouts()).
+  void reclaim_from_fanout(const PublisherSlot* own);
   // reclaim_process cleans up after entry i if its owner is dead and no one
   // else is at it; false otherwise.
   bool reclaim_process(std::uint32_t i, CleanupReport* report);

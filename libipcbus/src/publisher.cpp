@@ -19,6 +19,9 @@ namespace {
 inline constexpr std::uint32_t kCacheEntries = 64;  // direct-mapped, power of two
 inline constexpr int kBlockSpins = 256;
 inline constexpr std::uint64_t kBlockSleepNs = 200000;  // bounds a missed wake, see core.hpp
+// How often a publisher blocked on a full ring checks that its listener's
+// process still lives.
+inline constexpr std::uint64_t kOwnerCheckNs = 10000000;
 }  // namespace
 
 class PublisherCore {
@@ -242,6 +245,7 @@ class PublisherCore {
 
   bool push_blocking(const RouteTarget& t, ListenerSlot& s, std::uint32_t ref, bool* timed_out) {
     const std::uint64_t deadline = monotonic_ns() + block_timeout_ns_;
+    std::uint64_t next_owner_check = 0;
     std::uint64_t pos = 0;
     for (int spin = 0;; ++spin) {
       // acquire: a pause or close by the listener ends the wait (no
@@ -278,6 +282,17 @@ class PublisherCore {
       futex_wait(&s.space_futex, v, std::min(kBlockSleepNs, deadline - now));
       // relaxed: the count only decides whether consumers bother to wake.
       s.space_waiters.fetch_sub(1, std::memory_order_relaxed);
+      // Blocked already, so a probe costs nothing the event would not wait
+      // anyway: a listener whose process died never makes room. Without an
+      // agent nobody else may notice, so clean up after it here (the loop
+      // then finds it Closed and moves on).
+      if (now >= next_owner_check) {
+        next_owner_check = now + kOwnerCheckNs;
+        const std::uint32_t owner = owner_of(w);
+        if (owner < c_.header().max_processes && !c_.process_alive(owner)) {
+          c_.reclaim_from_fanout(slot_);
+        }
+      }
     }
   }
 

@@ -138,6 +138,19 @@ int main(int argc, char** argv) {
     for (;;) {
       pause();
     }
+  } else if (role == "stuck-block") {
+    // A block-policy listener with a 2-entry ring that never receives.
+    ipcbus::ListenerOptions o;
+    o.overflow = ipcbus::Overflow::kBlock;
+    o.capacity = 2;
+    auto l = bus.listen(o);
+    if (!l || !l->subscribe("c/#")) {
+      return 2;
+    }
+    ready();
+    for (;;) {
+      pause();
+    }
   } else if (role == "orphan") {
     // n samples kept after their Listener is closed, then wait to be killed.
     ipcbus::Publisher pub = bus.publisher();

@@ -500,6 +500,43 @@ TEST_F(Liveness, SamplesOutlivingTheirListenerAreReclaimedWithTheirProcess) {
   EXPECT_TRUE(bus.check().empty()) << joined(bus.check());
 }
 
+// With no agent running, a publisher blocked on the full ring of a listener
+// whose process died finds the death itself, cleans up, and moves on: it
+// does not wait out its block timeout (60 s here; kTimedOut would say so).
+TEST_F(Liveness, APublisherBlockedOnADeadListenerIsReleasedWithoutTheAgent) {
+  Bus& bus = create_bus();
+  auto survivor = bus.listen({});
+  ASSERT_TRUE(survivor && survivor->subscribe("c/#"));
+  Pipe ready;
+  const pid_t victim = start_crash_peer(*this, "stuck-block", 0, "", ready.write_end);
+  ready.close_write();
+  ASSERT_TRUE(read_byte(ready.read_end));
+  Publisher pub = bus.publisher();
+  pub.set_block_timeout(std::chrono::seconds(60));
+  ASSERT_EQ(pub.publish("c/e", "1").delivered, 2U);
+  ASSERT_EQ(pub.publish("c/e", "2").delivered, 2U);  // the victim's ring is full now
+  kill(victim, SIGKILL);
+  finish(victim);
+
+  const PublishResult r = pub.publish("c/e", "3");
+
+  EXPECT_EQ(r.status, PublishStatus::kOk) << publish_status_name(r.status);
+  EXPECT_EQ(r.delivered, 1U);
+  EXPECT_EQ(r.skipped, 1U);
+  const BusInfo info = bus.inspect();
+  EXPECT_EQ(info.cleanup.processes, 1U);
+  EXPECT_EQ(info.listeners.size(), 1U);
+  for (int i = 0; i < 3; ++i) {
+    auto s = survivor->try_receive();
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(s->payload_text(), std::to_string(i + 1));
+  }
+  EXPECT_TRUE(bus.check().empty()) << joined(bus.check());
+  for (const PoolInfo& p : bus.inspect().pools) {
+    EXPECT_EQ(p.free, p.total);
+  }
+}
+
 class AgentCleanup : public MultiProc {
  public:
   using MultiProc::bus_;
