@@ -260,7 +260,8 @@ class PublisherCore {
         return true;
       }
       const std::uint64_t now = monotonic_ns();
-      if (now >= deadline) {
+      // relaxed: a flag set by a signal handler; only its value matters.
+      if (now >= deadline || (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed))) {
         // relaxed: a counter.
         s.block_timeouts.fetch_add(1, std::memory_order_relaxed);
         *timed_out = true;
@@ -345,6 +346,7 @@ class PublisherCore {
   std::uint64_t epoch_ = 0;  // fan-outs begun
   std::uint64_t seq_ = 0;
   std::uint64_t block_timeout_ns_ = 1000000000ULL;
+  const std::atomic<bool>* cancel_ = nullptr;  // see Publisher::set_cancel_flag()
   std::uint64_t misses_ = 0;
 };
 
@@ -460,6 +462,8 @@ Result<Loan> Publisher::loan(std::size_t size) {
   ch->payload_len = static_cast<std::uint32_t>(size);
   return Loan(&c, ch);
 }
+
+void Publisher::set_cancel_flag(const std::atomic<bool>* flag) { core_->cancel_ = flag; }
 
 void Publisher::set_block_timeout(std::chrono::nanoseconds timeout) {
   core_->block_timeout_ns_ = static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout.count()));

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -190,6 +191,46 @@ TEST_F(CliOps, CreateExitsZeroThenOneWhenTheBusExists) {
   EXPECT_TRUE(second.exit.exited) << second.what();
   EXPECT_EQ(second.exit.code, 1) << second.what();
   EXPECT_NE(second.err.find("already exists"), std::string::npos) << second.what();
+}
+
+// Ctrl-C ends a pub that waits for room in a full block-policy ring at
+// once, not when its (here 600 s) timeout runs out: the bound of finish()
+// is only a hang guard, far below that timeout.
+TEST_F(CliOps, SigintEndsAPubWaitingForRoomAtOnce) {
+  ASSERT_TRUE(create_small_bus());
+  const pid_t sub = start_sub("z", {"--capacity", "2"}, temp_file("sub.out"));
+  kill(sub, SIGSTOP);
+  const std::string lines = temp_file("lines");
+  {
+    std::ofstream out(lines);
+    for (int i = 0; i < 100; ++i) {
+      out << i << "\n";
+    }
+  }
+  SpawnOptions o;
+  o.stdin_path = lines;
+  o.stdout_path = temp_file("pub.out");
+  o.stderr_path = temp_file("pub.err");
+  const pid_t pub = start({kCli, "pub", "--bus", bus_, "--timeout", "600", "z"}, o);
+  const bool full = poll_until([&] {
+    for (const ListenerInfo& l : observer()->inspect().listeners) {
+      if (l.owner_pid == sub && l.fill.used >= 2) {
+        return true;
+      }
+    }
+    return false;
+  });
+  ASSERT_TRUE(full) << describe("pub", o.stderr_path);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // into its wait
+
+  kill(pub, SIGINT);
+  const Exit e = finish(pub, std::chrono::seconds(30));
+
+  kill(sub, SIGCONT);
+  EXPECT_FALSE(e.timed_out) << "pub kept waiting after SIGINT";
+  EXPECT_TRUE(e.exited && e.code == 1) << describe("pub", o.stderr_path);
+  EXPECT_NE(read_file(o.stderr_path).find("interrupted"), std::string::npos)
+      << describe("pub", o.stderr_path);
 }
 
 TEST_F(CliOps, StatPrometheusIsWellFormedExposition) {

@@ -124,6 +124,8 @@ void install_stop_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+const std::atomic<bool>* stop_flag() { return &g_stop; }
+
 bool stop_requested() {
   // relaxed: see on_stop_signal().
   return g_stop.load(std::memory_order_relaxed);

@@ -86,5 +86,7 @@ void install_logger();
 // EINTR, so that callers see the flag promptly.
 void install_stop_handlers();
 bool stop_requested();
+// The flag behind stop_requested(), for Publisher::set_cancel_flag().
+const std::atomic<bool>* stop_flag();
 
 }  // namespace ipcbus::cli

@@ -248,6 +248,7 @@ int run_pub(const PubOptions& o) {
   const std::size_t max_payload = largest_payload(bus.config());
   Publisher publisher = bus.publisher();
   publisher.set_block_timeout(timeout);
+  publisher.set_cancel_flag(stop_flag());  // Ctrl-C ends a wait for room at once
   if (o.wait_listeners > 0) {
     wait_for_listeners(bus, o, timeout);
   }

@@ -16,6 +16,7 @@
 // a Sample each belong to one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -227,6 +228,11 @@ class Publisher {
 
   // How long publish() waits for room in a full block-policy ring. Default 1 s.
   void set_block_timeout(std::chrono::nanoseconds timeout);
+  // set_cancel_flag: while `*flag` (which must outlive the publisher; null
+  // for none) is true, a publish waiting for room gives up at once, as if
+  // its block timeout had passed (kTimedOut). For a signal handler's flag:
+  // the wait wakes at least every 200 us to look at it.
+  void set_cancel_flag(const std::atomic<bool>* flag);
 
   // behind tells whether any listener that `topic` reaches is above its
   // high-water mark; it uses (and fills) the route cache.
