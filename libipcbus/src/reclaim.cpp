@@ -300,16 +300,18 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
   e.pid.store(0, std::memory_order_relaxed);
   e.dead_since_ns.store(0, std::memory_order_relaxed);
   IPCBUS_CRASH_POINT("reclaim");
-  // release: the next claimer (acquire CAS) sees everything above done.
-  e.state.store(kProcFree, std::memory_order_release);
-  unlock_byte(fd_, lock);
-
   const std::uint64_t took = monotonic_ns() - since;
-  // relaxed, for these: figures for tools.
+  // relaxed, for these: figures for tools, published with the entry's
+  // release below, so that whoever sees the entry free sees them counted
+  // (a reclaimer killed just here makes the next one count it again).
   h.reclaimed_processes.fetch_add(1, std::memory_order_relaxed);
   h.reclaimed_listeners.fetch_add(mine.listeners, std::memory_order_relaxed);
   h.reclaimed_chunks.fetch_add(mine.chunks, std::memory_order_relaxed);
   h.last_reclaim_ns.store(took, std::memory_order_relaxed);
+  // release: the next claimer (acquire CAS) sees everything above done.
+  e.state.store(kProcFree, std::memory_order_release);
+  unlock_byte(fd_, lock);
+
   log().warn(
       "bus={}: reclaimed entry {} (pid {}): {} listener(s), {} publisher(s), {} chunk "
       "reference(s), {} ring position(s) repaired, {} free chunk(s) swept, in {} us",
