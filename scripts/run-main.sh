@@ -6,7 +6,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh"
+# Only what the main job runs (the replay, the CLI and the agent to look at it
+# afterwards); scripts/test-all.sh builds everything.
+IPCBUS_BUILD_TARGETS="ipcbus-replay ipcbus-cli ipcbus-agent" "$root/scripts/build.sh"
 build=${IPCBUS_BUILD_DIR:-$root/build}
 if [ $# -gt 0 ]; then
   exec "$build/mainjob/ipcbus-replay" --input "$1"
