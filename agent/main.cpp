@@ -30,8 +30,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -445,8 +445,7 @@ static int agent_main(int argc, char** argv) {
     // A pidfd that fires is a death just now, the attach pipe a new process
     // to watch; a process in another pid namespace (no pidfd) is found by
     // its entry lock at the next refresh (a probe per entry, no scan).
-    (void)deaths.wait(std::clamp(left, std::chrono::milliseconds(1), kWatchRefresh),
-                      attaches.fd());
+    (void)deaths.wait(std::clamp(left, std::chrono::milliseconds(1), kWatchRefresh), attaches.fd());
     attaches.drain();
     reclaim(*log, *bus);
     if (deaths.update(bus->inspect())) {

@@ -312,8 +312,8 @@ void BusCore::finish_parked(std::uint32_t index) {
   const std::uint64_t dropped = drop_slot_bits(index);
   // acquire: the Closed word with its owner, as close_listener() left it.
   free_slot(index, listeners_[index].state.load(std::memory_order_acquire));
-  log().debug("parked listener slot freed bus={} slot={} stale references dropped={}", name_,
-              index, dropped);
+  log().debug("parked listener slot freed bus={} slot={} stale references dropped={}", name_, index,
+              dropped);
 }
 
 // The publisher slot whose fan-out this thread is inside while it runs

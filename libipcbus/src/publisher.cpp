@@ -463,7 +463,9 @@ Result<Loan> Publisher::loan(std::size_t size) {
   return Loan(&c, ch);
 }
 
-void Publisher::set_cancel_flag(const std::atomic<bool>* flag) { core_->cancel_ = flag; }
+void Publisher::set_cancel_flag(const std::atomic<bool>* flag) {
+  core_->cancel_ = flag;
+}
 
 void Publisher::set_block_timeout(std::chrono::nanoseconds timeout) {
   core_->block_timeout_ns_ = static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout.count()));

@@ -686,8 +686,8 @@ Result<Mapping> recover(std::shared_ptr<Holder>& holder, const std::string& shm,
   m.bytes = *bytes;
   m.created = true;
   m.fd = fd;
-  m.recovered = "creator " + (dead > 0 ? "pid " + std::to_string(dead) : std::string("?")) +
-                " died mid-init; redone by pid " + std::to_string(getpid());
+  const std::string who = dead > 0 ? "pid " + std::to_string(dead) : "(pid unknown)";
+  m.recovered = "creator " + who + " died mid-init; redone by pid " + std::to_string(getpid());
   m.holder = std::move(holder);
   return m;
 }
@@ -722,6 +722,7 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
   const bool may_recover = options.create && !options.observe_only;
   // Wait until the creator has sized the segment and stored the magic.
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
+  std::chrono::steady_clock::time_point unlocked_since{};  // init lock seen free since
   for (;;) {
     bip::offset_t size = 0;
     holder->shm.get_size(size);
@@ -771,7 +772,20 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
       }
       continue;  // the creator finished after all: open it as usual
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    // A creator holds the init lock from its first system call after the
+    // create on; one that has not held it for 100 ms is dead, and an opener
+    // that may not recover need not wait out the whole ready timeout.
+    const auto now = std::chrono::steady_clock::now();
+    if (!byte_locked(fd, kInitLockByte)) {
+      if (unlocked_since == std::chrono::steady_clock::time_point{}) {
+        unlocked_since = now;
+      }
+    } else {
+      unlocked_since = {};
+    }
+    const bool creator_dead = unlocked_since != std::chrono::steady_clock::time_point{} &&
+                              now - unlocked_since >= std::chrono::milliseconds(100);
+    if (now >= deadline || (!may_recover && creator_dead)) {
       if (!byte_locked(fd, kInitLockByte)) {
         return Error{Errc::kSegmentNotReady,
                      "bus segment /dev/shm/" + shm +

@@ -128,14 +128,13 @@ class CrashPoints : public MultiProc, public ::testing::WithParamInterface<PathC
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - dead);
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 dead);
   }
 
   // After a victim died and `reclaimed` processes were cleaned up after:
   // check everything the issue asks.
-  void check_recovered(Bus& bus, std::vector<Listener*> survivors, int k,
-                       std::uint64_t reclaimed) {
+  void check_recovered(Bus& bus, std::vector<Listener*> survivors, int k, std::uint64_t reclaimed) {
     SCOPED_TRACE("crash point " + std::to_string(k));
     // The cleanup victim may have finished the holder's cleanup before it died.
     EXPECT_TRUE(reclaimed == 1 || (reclaimed == 2 && std::string(GetParam().role) == "reclaim"))
@@ -176,8 +175,8 @@ std::string reclaim_figures(const std::vector<std::chrono::microseconds>& t) {
   return "agent reclaim min " + std::to_string(t.front().count()) + " us, median " +
          std::to_string(t[t.size() / 2].count()) + " us, p99 " + std::to_string(t[p99].count()) +
          " us, max " + std::to_string(t.back().count()) + " us, " + std::to_string(over) +
-         " over the bound (bound " +
-         std::to_string(kAgentBound.count()) + " ms: pidfd at once, else the 100 ms lock probe)";
+         " over the bound (bound " + std::to_string(kAgentBound.count()) +
+         " ms: pidfd at once, else the 100 ms lock probe)";
 }
 
 TEST_P(CrashPoints, EveryCrashPointIsCleanedUpExactlyOnce) {
@@ -269,8 +268,8 @@ TEST_P(CrashPoints, EveryCrashPointIsCleanedUpExactlyOnce) {
     return;
   }
   std::sort(reclaim_times.begin(), reclaim_times.end());
-  std::printf("[ crash points ] %s: %d kills, each cleaned up by the agent; %s\n", pc.name,
-              killed, reclaim_figures(reclaim_times).c_str());
+  std::printf("[ crash points ] %s: %d kills, each cleaned up by the agent; %s\n", pc.name, killed,
+              reclaim_figures(reclaim_times).c_str());
   if (!reclaim_times.empty()) {
     RecordProperty("reclaim_median_us",
                    static_cast<int>(reclaim_times[reclaim_times.size() / 2].count()));

@@ -475,7 +475,6 @@ TEST(BadInput, OpeningAnExistingBusIgnoresTheCallersConfig) {
   EXPECT_EQ(r->config().max_listeners, test::kMaxListeners);
 }
 
-
 // A publisher made while every publisher slot is taken delivers nothing
 // (its fan-outs would have no crash journal) and says so; it takes a slot
 // as soon as one frees, with its counters kept.

@@ -502,7 +502,6 @@ TEST(ListenerBlock, BlockedPublisherGivesUpWhenTheListenerPauses) {
   EXPECT_EQ(sut.counters().block_timeouts, 0U);
 }
 
-
 // A closed listener's slot stays taken while Samples it gave out live: a
 // new listener must not get the slot (and its bit in those chunks).
 TEST(Listener, AClosedListenersSlotIsNotReusedWhileItsSamplesLive) {

@@ -124,7 +124,9 @@ void install_stop_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-const std::atomic<bool>* stop_flag() { return &g_stop; }
+const std::atomic<bool>* stop_flag() {
+  return &g_stop;
+}
 
 bool stop_requested() {
   // relaxed: see on_stop_signal().
