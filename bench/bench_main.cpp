@@ -66,8 +66,7 @@ std::string describe(const Planned& p) {
   const CaseSpec& s = p.spec;
   std::ostringstream o;
   if (p.kind == "reclaim") {
-    o << transport_name(s.transport) << " reclaim (" << s.max_iterations
-      << " kills, agent)";
+    o << transport_name(s.transport) << " reclaim (" << s.max_iterations << " kills, agent)";
     return o.str();
   }
   o << transport_name(s.transport) << " " << wait_name(s.wait) << " " << p.kind << " " << s.payload
@@ -260,8 +259,8 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
   {
     CaseSpec s;
     s.transport = Transport::kBus;
-    s.max_iterations = o.reclaim_rounds > 0 ? static_cast<std::uint64_t>(o.reclaim_rounds)
-                                            : (q ? 5 : 30);
+    s.max_iterations =
+        o.reclaim_rounds > 0 ? static_cast<std::uint64_t>(o.reclaim_rounds) : (q ? 5 : 30);
     plan.push_back({"reclaim", s});
   }
 
@@ -398,8 +397,8 @@ std::string brief(const json& row) {
     std::sort(v.begin(), v.end());
     o << v.size() << " of " << row["rounds"].size() << " reclaimed";
     if (!v.empty()) {
-      o << ", kill to reclaimed median " << v[v.size() / 2] / 1000 << " us, max "
-        << v.back() / 1000 << " us";
+      o << ", kill to reclaimed median " << v[v.size() / 2] / 1000 << " us, max " << v.back() / 1000
+        << " us";
     }
   } else if (row.contains("ns_per_publish_p50")) {
     o << row["ns_per_publish_p50"].get<double>() << " ns/publish";

@@ -87,7 +87,8 @@ int reap(int pid, std::uint64_t guard_ns) {
 std::string status_text(int status) {
   if (WIFSIGNALED(status)) {
     const char* name = sigdescr_np(WTERMSIG(status));  // thread-safe, unlike strsignal
-    return std::string("killed by signal ") + (name != nullptr ? name : std::to_string(WTERMSIG(status)));
+    return std::string("killed by signal ") +
+           (name != nullptr ? name : std::to_string(WTERMSIG(status)));
   }
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
@@ -122,7 +123,8 @@ int start_agent(const std::string& agent, const std::string& bus, const std::str
 // Start a victim on `bus`; it writes one byte on `ready` (its fd 3) when it
 // holds everything. 0 when fork failed.
 int start_victim(const std::string& bus, const std::string& log, int ready) {
-  const char* argv[] = {"ipcbus-bench", "--reclaim-victim", bus.c_str(), "--ready-fd", "3", nullptr};
+  const char* argv[] = {"ipcbus-bench", "--reclaim-victim", bus.c_str(), "--ready-fd", "3",
+                        nullptr};
   const int pid = fork();
   if (pid == 0) {
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -174,9 +176,9 @@ ReclaimRound run_round(const Bus& bus, const std::string& log, std::string* fata
       break;
     }
     if (n == 0 || interrupted() || now_ns() > ready_until) {
-      *fatal = n == 0            ? "the victim exited before it was ready"
-               : interrupted()   ? "interrupted"
-                                 : "the victim was not ready in time";
+      *fatal = n == 0          ? "the victim exited before it was ready"
+               : interrupted() ? "interrupted"
+                               : "the victim was not ready in time";
       break;
     }
     sleep_ns(200'000);

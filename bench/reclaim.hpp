@@ -22,7 +22,7 @@ inline constexpr std::uint64_t kReclaimGuardNs = 10'000'000'000ULL;
 
 struct ReclaimRound {
   bool ok = false;
-  std::string error;               // why not ok
+  std::string error;  // why not ok
   int victim_pid = 0;
   std::uint64_t reclaimed_ns = 0;  // kill() to everything reclaimed, as inspect() saw it
   // kill() to the victim's exit (a zombie): the kernel's teardown of it, its
@@ -37,9 +37,9 @@ struct ReclaimRound {
 };
 
 struct ReclaimOut {
-  bool ok = false;     // every round reclaimed, the bus consistent, the agent stopped cleanly
-  std::string error;   // why not ok
-  std::string agent;   // the agent's path
+  bool ok = false;    // every round reclaimed, the bus consistent, the agent stopped cleanly
+  std::string error;  // why not ok
+  std::string agent;  // the agent's path
   int agent_pid = 0;
   int rounds_planned = 0;
   std::vector<ReclaimRound> rounds;

@@ -811,16 +811,16 @@ std::vector<std::string> sanity_problems(const json& r) {
     const json& c = r["reclaim"];
     if (!(num(c, "reclaimed") > 0)) {
       out.push_back("reclaim: nothing reclaimed");
-    } else if (!(num(c, "min_ns") <= num(c, "median_ns") && num(c, "median_ns") <= num(c, "p90_ns") &&
-                 num(c, "p90_ns") <= num(c, "max_ns"))) {
+    } else if (!(num(c, "min_ns") <= num(c, "median_ns") &&
+                 num(c, "median_ns") <= num(c, "p90_ns") && num(c, "p90_ns") <= num(c, "max_ns"))) {
       out.push_back("reclaim: figures not ordered");
     }
   }
   const double planned = num(r, "planned_cases");
-  const double got = static_cast<double>(
-      list(r, "latency").size() + list(r, "throughput").size() + list(r, "fanout_cost").size() +
-      list(r, "first_event_runs").size() + list(r, "bar_rounds").size() +
-      list(r, "reclaim_runs").size());
+  const double got =
+      static_cast<double>(list(r, "latency").size() + list(r, "throughput").size() +
+                          list(r, "fanout_cost").size() + list(r, "first_event_runs").size() +
+                          list(r, "bar_rounds").size() + list(r, "reclaim_runs").size());
   if (got != planned) {
     out.push_back("missing results: " + fmt(planned - got) + " of " + fmt(planned) + " cases");
   }
@@ -916,22 +916,25 @@ std::string human_table(const json& r) {
     const json& c = r["reclaim"];
     o << "\ncrash cleanup: SIGKILL to reclaimed, with the agent (" << fmt(num(c, "reclaimed"))
       << " of " << fmt(num(c, "rounds")) << " kills reclaimed)\n";
-    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "", "min", "median", "p90", "max");
+    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "", "min", "median", "p90",
+                  "max");
     o << line;
     std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "kill to reclaimed (inspect)",
                   fmt_ns(num(c, "min_ns", NAN)).c_str(), fmt_ns(num(c, "median_ns", NAN)).c_str(),
                   fmt_ns(num(c, "p90_ns", NAN)).c_str(), fmt_ns(num(c, "max_ns", NAN)).c_str());
     o << line;
-    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "agent's own (death seen to done)",
-                  "", fmt_ns(num(c, "agent_median_ns", NAN)).c_str(), "",
+    std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n",
+                  "agent's own (death seen to done)", "",
+                  fmt_ns(num(c, "agent_median_ns", NAN)).c_str(), "",
                   fmt_ns(num(c, "agent_max_ns", NAN)).c_str());
     o << line;
     std::snprintf(line, sizeof line, "  %-34s %9s %9s %9s %9s\n", "kernel: kill to exited (zombie)",
                   "", fmt_ns(num(c, "exited_median_ns", NAN)).c_str(), "",
                   fmt_ns(num(c, "exited_max_ns", NAN)).c_str());
     o << line;
-    o << "  poll resolution (median gap between looks): " << fmt_ns(num(c, "poll_gap_median_ns", NAN))
-      << "\n  documented bound: " << str(c, "bound") << "\n";
+    o << "  poll resolution (median gap between looks): "
+      << fmt_ns(num(c, "poll_gap_median_ns", NAN)) << "\n  documented bound: " << str(c, "bound")
+      << "\n";
   }
   o << "\nbars (issue 4)\n";
   for (const json& b : list(r, "bars")) {
