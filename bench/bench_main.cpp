@@ -287,7 +287,7 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
   for (Planned& p : plan) {
     assign_cpus(p.spec, cpus);
     const std::string label = std::string(transport_name(p.spec.transport)) + " " + p.kind;
-    if (!o.only.empty() && !label_matches(label, o.only)) {
+    if (!o.only.empty() && !label_matches(label, o.only) && !label_matches(describe(p), o.only)) {
       continue;
     }
     std::string why;
@@ -603,21 +603,22 @@ int report(const Options& o) {
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT]\n"
-               "                    [--scale X] [--no-iceoryx] [--reclaim-rounds N]\n"
-               "       ipcbus-bench --report FILE [--micro FILE] [--notes FILE] [--plots DIR]\n"
-               "  --quick       a seconds-long smoke subset (64 B, two peers)\n"
-               "  --json FILE   write every figure, ratio and bar as JSON\n"
-               "  --plots DIR   write PNG plots with gnuplot\n"
-               "  --only TEXT   run only cases whose label holds TEXT, or one of A|B|C (\"ipcbus "
-               "latency\")\n"
-               "  --scale X     multiply every duration by X\n"
-               "  --no-iceoryx  leave iceoryx (and its RouDi daemon) out\n"
-               "  --reclaim-rounds N  kills in the crash-cleanup case (\"ipcbus reclaim\"; "
-               "default 30, 5 with --quick)\n"
-               "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its "
-               "plots)\n");
+  std::fprintf(
+      stderr,
+      "usage: ipcbus-bench [--quick] [--json FILE] [--plots DIR] [--only TEXT]\n"
+      "                    [--scale X] [--no-iceoryx] [--reclaim-rounds N]\n"
+      "       ipcbus-bench --report FILE [--micro FILE] [--notes FILE] [--plots DIR]\n"
+      "  --quick       a seconds-long smoke subset (64 B, two peers)\n"
+      "  --json FILE   write every figure, ratio and bar as JSON\n"
+      "  --plots DIR   write PNG plots with gnuplot\n"
+      "  --only TEXT   run only cases whose label or description holds TEXT, or one\n"
+      "                of A|B|C (\"ipcbus latency\", \"ipcbus spin throughput 64 B 1->1\")\n"
+      "  --scale X     multiply every duration by X\n"
+      "  --no-iceoryx  leave iceoryx (and its RouDi daemon) out\n"
+      "  --reclaim-rounds N  kills in the crash-cleanup case (\"ipcbus reclaim\"; "
+      "default 30, 5 with --quick)\n"
+      "  --report FILE markdown for BENCHMARKS.md from a saved JSON run (--plots: and its "
+      "plots)\n");
 }
 
 }  // namespace

@@ -58,6 +58,8 @@ BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t 
   for (std::uint32_t k = 0; k < kMaxPoolClasses; ++k) {
     pools_[k] = header_->pools[k];
   }
+  payload_skip_ =
+      static_cast<std::uint32_t>(sizeof(ChunkHeader) + (header_->max_topic_bytes + 63) / 64 * 64);
   set_process(process_index);
 }
 
@@ -66,6 +68,112 @@ void BusCore::set_process(std::uint32_t index) {
   // A core without an entry (tools, tests) takes chunks under a taker no
   // entry has, which crash cleanup leaves alone.
   taker_ = index == kNone ? kTakerBits : taker_word(index);
+  stash_ = index == kNone ? 0 : stash_word(index);
+  for (std::uint32_t k = 0; k < kMaxPoolClasses; ++k) {
+    // A process may keep a 16th of a pool cached, up to kCacheSlots chunks;
+    // pools of fewer than 16 keep none.
+    cache_limit_[k] =
+        index == kNone || k >= pool_count_ ? 0 : std::min(kCacheSlots, pools_[k].count / 16);
+    cache_[k] = index == kNone ? nullptr : process(index).cache[k];
+  }
+}
+
+void BusCore::cache_flush(std::uint32_t k) {
+  if (cache_[k] == nullptr) {
+    return;
+  }
+  std::uint32_t word = kNone;
+  std::uint64_t bits = 0;
+  for (std::uint32_t i = 0; i < kCacheSlots; ++i) {
+    std::atomic<std::uint32_t>& slot = cache_[k][i];
+    // relaxed: the references are hints; the holders CAS decides.
+    if (slot.load(std::memory_order_relaxed) == 0) {
+      continue;
+    }
+    // relaxed: as above.
+    const std::uint32_t ref = slot.exchange(0, std::memory_order_relaxed);
+    if (ref == 0) {
+      continue;
+    }
+    ChunkHeader* c = chunk(ref);
+    std::uint64_t expected = stash_;
+    // release: SYNC(pool) with the acquire CAS of the chunk's next taker.
+    if (!c->holders.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+      continue;  // stolen meanwhile
+    }
+    IPCBUS_CRASH_POINT("drop");
+    if (c->index / 64 != word) {
+      if (bits != 0) {
+        // relaxed: a hint, as in mark_free().
+        bitmap_[word].fetch_or(bits, std::memory_order_relaxed);
+      }
+      word = c->index / 64;
+      bits = 0;
+    }
+    bits |= 1ULL << (c->index % 64);
+  }
+  if (bits != 0) {
+    // relaxed: a hint, as in mark_free().
+    bitmap_[word].fetch_or(bits, std::memory_order_relaxed);
+  }
+}
+
+namespace {
+// The chunk of pool p that reference `ref` names, or nullptr.
+ChunkHeader* pool_chunk(const BusCore& c, const PoolDesc& p, std::uint32_t ref) {
+  const std::uint64_t at = std::uint64_t{ref} * kChunkUnit;
+  if (ref == 0 || at < p.offset || (at - p.offset) % p.stride != 0 ||
+      (at - p.offset) / p.stride >= p.count) {
+    return nullptr;
+  }
+  return c.chunk(ref);
+}
+}  // namespace
+
+ChunkHeader* BusCore::steal_chunk(std::uint32_t k) {
+  const PoolDesc& p = pools_[k];
+  for (std::uint32_t e = 0; e < header_->max_processes; ++e) {
+    ProcessEntry& pe = process(e);
+    // relaxed: a free entry's cache was emptied; a stale look costs a miss.
+    if (pe.state.load(std::memory_order_relaxed) == kProcFree) {
+      continue;
+    }
+    for (std::uint32_t i = 0; i < kCacheSlots; ++i) {
+      // relaxed: a hint; the holders CAS below decides.
+      ChunkHeader* c = pool_chunk(*this, p, pe.cache[k][i].load(std::memory_order_relaxed));
+      if (c == nullptr) {
+        continue;
+      }
+      // relaxed: as above.
+      std::uint64_t hw = c->holders.load(std::memory_order_relaxed);
+      // acquire: SYNC(pool) with the release CAS that cached the chunk.
+      if (is_cached(hw) && c->holders.compare_exchange_strong(hw, taker_, std::memory_order_acquire,
+                                                              std::memory_order_relaxed)) {
+        IPCBUS_CRASH_POINT("take");
+        return c;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::uint32_t BusCore::cached_chunks(std::uint32_t k) const {
+  const PoolDesc& p = pools_[k];
+  std::uint32_t n = 0;
+  for (std::uint32_t e = 0; e < header_->max_processes; ++e) {
+    const ProcessEntry& pe = process(e);
+    for (std::uint32_t i = 0; i < kCacheSlots; ++i) {
+      // relaxed, for both: a gauge.
+      const ChunkHeader* c = pool_chunk(*this, p, pe.cache[k][i].load(std::memory_order_relaxed));
+      if (c != nullptr && is_cached(c->holders.load(std::memory_order_relaxed)) &&
+          (bitmap_[c->index / 64].load(std::memory_order_relaxed) & (1ULL << (c->index % 64))) ==
+              0) {
+        ++n;
+      }
+    }
+  }
+  return n;
 }
 
 BusCore::~BusCore() {
@@ -568,9 +676,10 @@ BusInfo Bus::inspect() const {
   for (std::uint32_t k = 0; k < h.pool_count; ++k) {
     for (std::uint32_t j = 0; j < h.pools[k].count; ++j) {
       // relaxed: a report.
-      const std::uint32_t t =
-          taker_of(core_->chunk_at(h.pools[k], j)->holders.load(std::memory_order_relaxed));
-      if (t < h.max_processes) {
+      const std::uint64_t hw =
+          core_->chunk_at(h.pools[k], j)->holders.load(std::memory_order_relaxed);
+      const std::uint32_t t = taker_of(hw);
+      if (t < h.max_processes && !is_cached(hw)) {  // a cached chunk is free
         ++taken[t];
       }
     }

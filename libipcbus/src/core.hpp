@@ -103,8 +103,12 @@ class BusCore {
 
   // take_chunk claims a free chunk of class k for this process (its holders
   // word becomes this process's taker reference) or returns nullptr when the
-  // class has none. See the bitmap's comment in layout.hpp.
+  // class has none: first from this process's cache, then from the bitmap
+  // (see its comment in layout.hpp), last from other processes' caches.
   ChunkHeader* take_chunk(int k) {
+    if (ChunkHeader* c = cache_take(static_cast<std::uint32_t>(k))) {
+      return c;
+    }
     const PoolDesc& p = pools_[k];
     const std::uint32_t words = (p.count + 63) / 64;
     std::atomic<std::uint64_t>* bm = bitmap_ + p.bitmap_word;
@@ -132,6 +136,14 @@ class BusCore {
                                                  std::memory_order_relaxed)) {
             hint_[k].store(wi, std::memory_order_relaxed);
             IPCBUS_CRASH_POINT("take");
+            const std::uint64_t rest = old & ~bit;
+            if (rest != 0) {
+              // The next take's chunk, most likely: fetch its line for
+              // writing now, while the caller fills this one, instead of
+              // stalling on it then (the last holder wrote it elsewhere).
+              prefetch_for_write(
+                  chunk_at(p, wi * 64U + static_cast<std::uint32_t>(__builtin_ctzll(rest))));
+            }
             return c;
           }
           // A stale bit of a chunk in use: it stays clear.
@@ -142,7 +154,24 @@ class BusCore {
         wi = 0;
       }
     }
-    return nullptr;
+    return steal_chunk(static_cast<std::uint32_t>(k));
+  }
+
+  // prefetch_for_write starts fetching the lines of chunk c that a publish
+  // writes (header, topic, the payload's first line) for writing.
+  void prefetch_for_write(const ChunkHeader* c) const {
+    const char* at = reinterpret_cast<const char*>(c);
+    __builtin_prefetch(at, 1);
+    __builtin_prefetch(at + sizeof(ChunkHeader), 1);
+    __builtin_prefetch(at + payload_skip_, 1);
+  }
+  // prefetch_received starts fetching what a listener reads of chunk c: the
+  // header, for writing (its holders word is dropped at release), and the
+  // payload's first line, whose address otherwise waits for the header.
+  void prefetch_received(const ChunkHeader* c) const {
+    const char* at = reinterpret_cast<const char*>(c);
+    __builtin_prefetch(at, 1);
+    __builtin_prefetch(at + payload_skip_);
   }
 
   // release_chunk drops the references named by `mask` (listener bits and/or
@@ -154,10 +183,91 @@ class BusCore {
     const std::uint64_t old = c->holders.fetch_and(~mask, std::memory_order_acq_rel);
     IPCBUS_CRASH_POINT("drop");
     if (old != 0 && (old & ~mask) == 0) {
-      mark_free(c);
+      if (!cache_put(c)) {
+        mark_free(c);
+      }
       IPCBUS_CRASH_POINT("drop");
     }
   }
+
+  // --- this process's chunk cache (ProcessEntry::cache) ---------------------
+  // cache_take takes a chunk of class k from this process's cache, or nullptr.
+  ChunkHeader* cache_take(std::uint32_t k) {
+    std::atomic<std::uint32_t>* slots = cache_[k];
+    for (std::uint32_t i = 0; i < cache_limit_[k]; ++i) {
+      // relaxed: the references are hints; the holders CAS below decides.
+      if (slots[i].load(std::memory_order_relaxed) == 0) {
+        continue;
+      }
+      // relaxed: as above; the exchange only keeps this process's other
+      // threads from trying the same reference.
+      const std::uint32_t ref = slots[i].exchange(0, std::memory_order_relaxed);
+      if (ref == 0) {
+        continue;
+      }
+      IPCBUS_CRASH_POINT("take");
+      ChunkHeader* c = chunk(ref);
+      std::uint64_t expected = stash_;
+      // SYNC(pool): acquire pairs with the release CAS in cache_put(), which
+      // followed the last holder's drop: their use of the chunk comes first.
+      if (c->holders.compare_exchange_strong(expected, taker_, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+        IPCBUS_CRASH_POINT("take");
+        return c;
+      }
+      // Taken by steal_chunk() meanwhile: the reference was stale.
+    }
+    return nullptr;
+  }
+  // cache_put keeps chunk c, just freed by this process (holders zero, bit
+  // clear), in this process's cache; false if the class has no cache, and
+  // the caller marks it free in the bitmap. A full cache goes back to the
+  // bitmap first, all of it in one pass.
+  bool cache_put(ChunkHeader* c) {
+    const std::uint32_t k = c->pool_class;
+    if (k >= kMaxPoolClasses || cache_limit_[k] == 0) {
+      return false;
+    }
+    std::uint64_t zero = 0;
+    // release: SYNC(pool) with the acquire CAS of whoever takes it from the
+    // cache. A CAS, not a store: a crash sweep may have set the chunk's bit,
+    // and a taker taken it, since our drop; then it is theirs. The chunk is
+    // marked first and named in a slot after, so that a slot taken by
+    // cache_take() never names a chunk that is not marked yet.
+    if (!c->holders.compare_exchange_strong(zero, stash_, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+      return true;
+    }
+    IPCBUS_CRASH_POINT("drop");
+    std::atomic<std::uint32_t>* slots = cache_[k];
+    for (int round = 0; round < 2; ++round) {
+      for (std::uint32_t i = 0; i < cache_limit_[k]; ++i) {
+        std::uint32_t expected = 0;
+        // relaxed: the reference is a hint; the holders word says cached.
+        if (slots[i].load(std::memory_order_relaxed) == 0 &&
+            slots[i].compare_exchange_strong(expected, c->self_ref, std::memory_order_relaxed)) {
+          return true;
+        }
+      }
+      cache_flush(k);  // c is in no slot yet, so it stays
+    }
+    // Other threads of this process filled it again meanwhile: the bitmap.
+    std::uint64_t mine = stash_;
+    // release: as above, for the bitmap's next taker.
+    if (c->holders.compare_exchange_strong(mine, 0, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+      mark_free(c);
+    }
+    return true;
+  }
+  // cache_flush returns every chunk of class k in this process's cache to
+  // the bitmap, with one bitmap RMW per word they share.
+  void cache_flush(std::uint32_t k);
+  // steal_chunk takes a chunk of class k from another process's cache (the
+  // bitmap had none), or nullptr.
+  ChunkHeader* steal_chunk(std::uint32_t k);
+  // cached_chunks counts class k's chunks in every process's cache.
+  std::uint32_t cached_chunks(std::uint32_t k) const;
   // release_own drops this process's taker reference (an unpublished loan).
   void release_own(ChunkHeader* c) { release_chunk(c, kTakerBits); }
 
@@ -166,10 +276,11 @@ class BusCore {
     // relaxed: a hint; the holders word, already zero, is the truth.
     bitmap_[c->index / 64].fetch_or(1ULL << (c->index % 64), std::memory_order_relaxed);
   }
-  // free_chunks counts class k's bitmap: what takers can find now.
+  // free_chunks counts class k's bitmap and the processes' caches: what
+  // takers can find now.
   std::uint32_t free_chunks(std::uint32_t k) const {
     const PoolDesc& p = pools_[k];
-    std::uint32_t n = 0;
+    std::uint32_t n = cached_chunks(k);
     for (std::uint32_t w = 0; w < (p.count + 63) / 64; ++w) {
       // relaxed: a gauge.
       n += static_cast<std::uint32_t>(
@@ -471,7 +582,14 @@ class BusCore {
   std::atomic<std::uint32_t> hint_[kMaxPoolClasses]{};
   std::uint32_t pool_count_;
   std::uint32_t process_index_;
-  std::uint64_t taker_;  // taker_word(process_index_)
+  std::uint64_t taker_;         // taker_word(process_index_)
+  std::uint64_t stash_;         // stash_word(process_index_): our cached chunks' holders word
+  std::uint32_t payload_skip_;  // a chunk's payload offset (header and topic area)
+  // Our entry's chunk cache, per class, and how many of its slots we use
+  // (0 for a core without an entry, and for pools too small to spare them).
+  std::atomic<std::uint32_t>* cache_[kMaxPoolClasses]{};
+  std::uint32_t cache_limit_[kMaxPoolClasses]{};
+
  public:
   // Samples this process holds per listener slot: a close with none left
   // may drop every bit of the slot, which also clears what a dead producer

@@ -34,8 +34,9 @@ inline constexpr std::uint32_t kNone = 0xFFFFFFFFU;
 inline constexpr std::uint64_t kMagic = 0x9a53554243504931ULL;
 // Bump on every change to any structure in this file, or to the protocol
 // processes follow on it. 3: the creator holds the init lock (kInitLockByte)
-// while it initialises, and the library of version 2 does not.
-inline constexpr std::uint32_t kLayoutVersion = 3;
+// while it initialises, and the library of version 2 does not. 4: each
+// process entry caches free chunks (ProcessEntry::cache, stash_word()).
+inline constexpr std::uint32_t kLayoutVersion = 4;
 inline constexpr std::uint32_t kMaxPoolClasses = 8;
 inline constexpr std::uint32_t kChunkUnit = 64;  // chunk references count in these
 // A ring entry whose value is kSkip carries no chunk: crash repair writes it
@@ -43,6 +44,11 @@ inline constexpr std::uint32_t kChunkUnit = 64;  // chunk references count in th
 inline constexpr std::uint32_t kSkip = 0xFFFFFFFEU;
 // Listener slots are holder bits of a chunk (see ChunkHeader::holders).
 inline constexpr std::uint32_t kMaxListenerSlots = 48;
+// Free chunks a process may cache per pool class (ProcessEntry::cache): one
+// cache line of references.
+inline constexpr std::uint32_t kCacheSlots = 16;
+// Process entries are numbered below this (the taker field's low 15 bits).
+inline constexpr std::uint32_t kMaxProcessEntries = 32000;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "shared atomics must be lock-free to work across processes");
@@ -246,6 +252,15 @@ struct alignas(kCacheLine) ProcessEntry {
   std::uint64_t pid_ns;                      // inode of /proc/self/ns/pid
   std::uint64_t boot_id;                     // hash of /proc/sys/kernel/random/boot_id
   std::atomic<std::uint64_t> dead_since_ns;  // CLOCK_MONOTONIC when first seen dead
+  // The owner's cache of free chunks, per pool class: chunk references, 0
+  // when empty. A chunk freed in this process is put here instead of into
+  // the shared bitmap, and this process's next take finds it here, so the
+  // bitmap's words stop bouncing between the cores of a publisher and its
+  // listeners. The references are hints; a chunk is cached exactly when its
+  // holders word is stash_word(owner), and whoever moves that word by CAS
+  // owns the chunk (the owner, a process that found its pool empty, or crash
+  // cleanup). Written by the owner; read by others only to steal or count.
+  alignas(kCacheLine) std::atomic<std::uint32_t> cache[kMaxPoolClasses][kCacheSlots];
 };
 
 // One publisher: its counters for tools and the journal crash cleanup reads.
@@ -383,6 +398,9 @@ namespace ipcbus::detail {
 //
 // taker: the process entry that took the chunk and still holds its own
 // reference (a loan, or a publish whose fan-out is running), 0 when none.
+// With the field's top bit set (and not all ones) the chunk is free and
+// cached by that entry's process (stash_word()); all ones is the taker of a
+// core without an entry (tools and tests).
 // Listener bit i: slot i holds one reference, as a ring entry or a sample.
 // Zero means free. Every change is one atomic operation on this word, so a
 // holder's reference goes exactly once, whether its owner releases it or crash
@@ -394,8 +412,18 @@ inline constexpr std::uint64_t kTakerBits = ~kListenerBits;
 inline constexpr std::uint64_t taker_word(std::uint32_t process_index) {
   return static_cast<std::uint64_t>(process_index + 1) << kTakerShift;
 }
+inline constexpr std::uint64_t kCachedFlag = 1ULL << 63;
+inline constexpr std::uint64_t stash_word(std::uint32_t process_index) {
+  return taker_word(process_index) | kCachedFlag;
+}
+// is_cached: the chunk is free, in the cache of process taker_of(holders).
+inline constexpr bool is_cached(std::uint64_t holders) {
+  return (holders & kCachedFlag) != 0 && (holders & kTakerBits) != kTakerBits;
+}
 inline constexpr std::uint32_t taker_of(std::uint64_t holders) {
-  return static_cast<std::uint32_t>(holders >> kTakerShift) - 1;  // kNone when none
+  const auto field = static_cast<std::uint32_t>(holders >> kTakerShift);
+  // A cached chunk's owner is its taker for crash cleanup; kNone when none.
+  return (field == 0xFFFFU ? field : field & 0x7FFFU) - 1;
 }
 struct alignas(kCacheLine) ChunkHeader {
   std::atomic<std::uint64_t> holders;

@@ -111,6 +111,7 @@ std::optional<Sample> Listener::try_receive() {
     maybe_shrink();
   }
   detail::ChunkHeader* ch = c.chunk(ref);
+  c.prefetch_received(ch);
   if (histogram_) {
     const std::uint64_t now = detail::monotonic_ns();
     const std::uint64_t ns = now > ch->timestamp_ns ? now - ch->timestamp_ns : 0;

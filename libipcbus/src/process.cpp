@@ -154,6 +154,13 @@ std::uint32_t BusCore::register_process() {
       e.pid.store(pid, std::memory_order_relaxed);
       e.listeners.store(0, std::memory_order_relaxed);
       e.dead_since_ns.store(0, std::memory_order_relaxed);
+      for (auto& cls : e.cache) {
+        for (auto& slot : cls) {
+          // relaxed: references left by the last owner are stale (crash
+          // cleanup freed its cached chunks); published by the store below.
+          slot.store(0, std::memory_order_relaxed);
+        }
+      }
       // release: a prober that sees Live sees the identity above.
       e.state.store(kProcLive, std::memory_order_release);
       // release: SYNC(attach) with Bus::wait_attach(): the agent woken
@@ -175,13 +182,18 @@ void BusCore::deregister_process() {
   if (process_index_ == kNone) {
     return;
   }
+  // Our cached chunks go back first: a cache is only ever taken from by
+  // its owner or by a thief whose pool ran dry.
+  for (std::uint32_t k = 0; k < pool_count_; ++k) {
+    cache_flush(k);
+  }
   ProcessEntry& e = process(process_index_);
   // relaxed: published by the release store below.
   e.pid.store(0, std::memory_order_relaxed);
   // release: the next claimer (acquire CAS) sees the entry cleared.
   e.state.store(kProcFree, std::memory_order_release);
   unlock_byte(fd_, lock_base(*header_) + process_index_);
-  process_index_ = kNone;
+  set_process(kNone);
 }
 
 }  // namespace ipcbus::detail

@@ -91,8 +91,10 @@ Result<void> Config::validate() const {
     return invalid("config: max_publishers must be 1..65536, got " +
                    std::to_string(max_publishers));
   }
-  if (max_processes == 0 || max_processes > 65000) {
-    return invalid("config: max_processes must be 1..65000, got " + std::to_string(max_processes));
+  if (max_processes == 0 || max_processes > detail::kMaxProcessEntries) {
+    return invalid("config: max_processes must be 1.." +
+                   std::to_string(detail::kMaxProcessEntries) + ", got " +
+                   std::to_string(max_processes));
   }
   if ((mode & ~0777U) != 0 || (mode & 0600U) != 0600U) {
     return invalid("config: mode must be permission bits including owner read and write (0600)");

@@ -31,7 +31,7 @@ struct Config {
   std::uint32_t subscriptions = 8192;   // subscription records (listener x filter)
   std::uint32_t max_topic_bytes = 256;  // longest topic name or filter
   std::uint32_t max_level_bytes = 64;   // longest level of a filter (topics are not bound)
-  std::uint32_t max_processes = 128;    // process entries (at most 65000)
+  std::uint32_t max_processes = 128;    // process entries (at most 32000)
   std::uint32_t max_publishers = 256;   // publishers able to deliver at once
   std::uint32_t mode = 0600;            // permission bits of the segment (owner-only)
   // Group that owns the segment, so that its members can share the bus when
