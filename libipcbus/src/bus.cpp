@@ -58,8 +58,8 @@ BusCore::BusCore(std::string name, void* base, std::size_t bytes, std::uint32_t 
   for (std::uint32_t k = 0; k < kMaxPoolClasses; ++k) {
     pools_[k] = header_->pools[k];
   }
-  payload_skip_ =
-      static_cast<std::uint32_t>(sizeof(ChunkHeader) + (header_->max_topic_bytes + 63) / 64 * 64);
+  payload_skip_ = static_cast<std::uint32_t>(
+      sizeof(ChunkHeader) + (std::uint64_t{header_->max_topic_bytes} + 63) / 64 * 64);
   set_process(process_index);
 }
 
