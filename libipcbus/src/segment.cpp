@@ -527,11 +527,15 @@ Result<void> give_to_group(int fd, const std::string& shm, const Config& config)
          buffer.size() < std::size_t{1024} * 1024) {
     buffer.resize(buffer.size() * 2);
   }
-  if (g == nullptr || fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
-    const std::string why =
-        g == nullptr ? std::string("no such group") : std::generic_category().message(errno);
+  if (g == nullptr) {
+    // A bad value of the configuration, not a lack of rights.
+    return Error{Errc::kInvalidArgument, "cannot give bus segment /dev/shm/" + shm + " to group '" +
+                                             config.group + "': no such group"};
+  }
+  if (fchown(fd, static_cast<uid_t>(-1), g->gr_gid) != 0) {
     return Error{Errc::kPermissionDenied, "cannot give bus segment /dev/shm/" + shm +
-                                              " to group '" + config.group + "': " + why};
+                                              " to group '" + config.group +
+                                              "': " + std::generic_category().message(errno)};
   }
   // fchown may clear set-id bits only; the mode stays as created.
   return {};

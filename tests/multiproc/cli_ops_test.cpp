@@ -415,6 +415,21 @@ TEST_F(CliOps, UsageErrorsExitTwo) {
   EXPECT_FALSE(segment_exists(bus_));
 }
 
+TEST_F(CliOps, ANaNTimeoutAndAnUnknownGroupAreBadValuesThatExitTwo) {
+  const CliRun nan_timeout =
+      run_cli({"pub", "--bus", bus_, "--timeout", "nan", "-m", "x", "some/topic"});
+  const CliRun no_group = run_cli(
+      {"create", "--bus", bus_, "--mode", "0660", "--group", "ipcbus-test-no-such-group-x"});
+
+  EXPECT_TRUE(nan_timeout.exit.exited) << nan_timeout.what();
+  EXPECT_EQ(nan_timeout.exit.code, 2) << nan_timeout.what();
+  EXPECT_NE(nan_timeout.err.find("not a number"), std::string::npos) << nan_timeout.what();
+  EXPECT_TRUE(no_group.exit.exited) << no_group.what();
+  EXPECT_EQ(no_group.exit.code, 2) << no_group.what();
+  EXPECT_NE(no_group.err.find("no such group"), std::string::npos) << no_group.what();
+  EXPECT_FALSE(segment_exists(bus_));
+}
+
 TEST_F(CliOps, LsAndStatOfAMissingBusExitOneAndCreateNothing) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"ls", "--bus", missing_bus()},

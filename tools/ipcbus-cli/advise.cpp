@@ -267,19 +267,19 @@ Command add_advise_command(CLI::App& app) {
   cmd->add_option("FILTER", o->filter, "Topic filter selecting the listeners")->required();
   cmd->add_option("--sample", o->sample_s, "Seconds to sample the counters over")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.1, 3600.0).description(""))
+      ->check(number_in(0.1, 3600.0).description(""))
       ->capture_default_str();
   cmd->add_option("--rate", o->rate, "Events per second to size for (instead of sampling)")
       ->type_name("EVENTS_PER_S")
-      ->check(CLI::Range(1e-6, 1e12).description(""));
+      ->check(number_in(1e-6, 1e12).description(""));
   cmd->add_option("--latency", o->latency_s, "Seconds an event may wait in a ring (with --rate)")
       ->type_name("SECONDS")
-      ->check(CLI::Range(1e-9, kMaxSeconds).description(""));
+      ->check(number_in(1e-9, kMaxSeconds).description(""));
   cmd->add_option("--burst", o->burst_s,
                   "Seconds of arrivals at the full rate the ring must absorb on top (a stall of\n"
                   "the listener or a burst of the publishers)")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.0, kMaxSeconds).description(""))
+      ->check(number_in(0.0, kMaxSeconds).description(""))
       ->capture_default_str();
   cmd->add_option("--listeners", o->listeners, "With --rate: listeners to size the pools for")
       ->type_name("N")

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdlib>
 
 namespace ipcbus::cli {
@@ -131,6 +132,18 @@ const std::atomic<bool>* stop_flag() {
 bool stop_requested() {
   // relaxed: see on_stop_signal().
   return g_stop.load(std::memory_order_relaxed);
+}
+
+CLI::Validator number_in(double lo, double hi) {
+  const CLI::Validator not_nan(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        return end != text.c_str() && std::isnan(v) ? "Value " + text + " is not a number"
+                                                    : std::string();
+      },
+      "", "NOT_NAN");
+  return not_nan & CLI::Range(lo, hi);
 }
 
 }  // namespace ipcbus::cli

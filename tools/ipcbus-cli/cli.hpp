@@ -12,7 +12,8 @@
 
 namespace CLI {
 class App;
-}
+class Validator;
+}  // namespace CLI
 
 namespace ipcbus::cli {
 
@@ -22,6 +23,10 @@ inline constexpr int kExitUsage = 2;    // bad arguments: fix the command line
 
 // The longest time option accepted (a year), so that conversions stay in range.
 inline constexpr double kMaxSeconds = 365.0 * 24 * 3600;
+
+// number_in checks a number option: within [lo, hi] and not NaN, which
+// CLI::Range alone lets through (every comparison with NaN is false).
+CLI::Validator number_in(double lo, double hi);
 
 // CliError ends a command: main() prints "ipcbus <command>: <message>" on
 // stderr and exits with `code`.

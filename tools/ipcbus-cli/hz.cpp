@@ -246,7 +246,7 @@ Command add_rate_command(CLI::App& app, Measure measure) {
           CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()).description(""));
   cmd->add_option("-W,--idle-timeout", o->idle_timeout_s, "Exit after SECONDS without an event")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.001, kMaxSeconds).description(""));
+      ->check(number_in(0.001, kMaxSeconds).description(""));
   cmd->add_option("-w,--window", o->window, "Events the figures are computed over")
       ->type_name("N")
       ->check(CLI::Range(std::int64_t{2}, std::int64_t{10000000}).description(""))

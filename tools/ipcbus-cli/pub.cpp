@@ -335,7 +335,7 @@ Command add_pub_command(CLI::App& app) {
                   "Seconds to wait for room in a full block-policy listener, for a free chunk,\n"
                   "and for --wait-listeners")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.0, kMaxSeconds).description(""))
+      ->check(number_in(0.0, kMaxSeconds).description(""))
       ->capture_default_str();
   cmd->add_option("--wait-listeners", o->wait_listeners,
                   "Before publishing, wait (up to --timeout) until N active listeners match TOPIC")

@@ -197,7 +197,7 @@ Command add_sub_command(CLI::App& app) {
                   "Exit (status 0) after SECONDS without an event. Unlike mosquitto_sub -W,\n"
                   "the clock restarts with every event")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.001, kMaxSeconds).description(""));
+      ->check(number_in(0.001, kMaxSeconds).description(""));
   cmd->add_option("--capacity", o->capacity,
                   "Ring capacity in events (rounded up to a power of two, at most the bus's\n"
                   "ring size; 0 = the bus's ring size)")

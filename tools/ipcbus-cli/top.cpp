@@ -181,7 +181,7 @@ Command add_top_command(CLI::App& app) {
   add_bus_option(*cmd, o->bus);
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between frames")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.1, 3600.0).description(""))
+      ->check(number_in(0.1, 3600.0).description(""))
       ->capture_default_str();
   cmd->add_flag("--once", o->once, "Print one frame as plain text and exit");
   return {cmd, [o] { return run_top(*o); }};
