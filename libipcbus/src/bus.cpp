@@ -337,7 +337,7 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
     // held, is dropped, by the slot's bit in every chunk. A live owner does
     // it too when it holds no sample: so the bits a dead producer or dropper
     // left behind unresolved (reclaim.cpp) end with the slot.
-    dropped = drop_slot_bits(index);
+    dropped = drop_slot_bits(index, !owner_dead);
     reset_ring(index);
     free_slot(index, w);
   } else {
@@ -355,7 +355,7 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
       const auto ref = static_cast<std::uint32_t>(e);
       if (static_cast<std::uint32_t>(e >> 32) == static_cast<std::uint32_t>(pos + 1) &&
           ref != kNone && ref != kSkip) {
-        release_chunk(chunk(ref), 1ULL << index);
+        release_chunk(chunk(ref), 1ULL << index, !owner_dead);
         ++dropped;
       }
     }
@@ -372,7 +372,7 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
   return true;
 }
 
-std::uint64_t BusCore::drop_slot_bits(std::uint32_t index) {
+std::uint64_t BusCore::drop_slot_bits(std::uint32_t index, bool to_cache) {
   std::uint64_t dropped = 0;
   const std::uint64_t bit = 1ULL << index;
   for (std::uint32_t k = 0; k < pool_count_; ++k) {
@@ -380,7 +380,7 @@ std::uint64_t BusCore::drop_slot_bits(std::uint32_t index) {
       ChunkHeader* c = chunk_at(pools_[k], j);
       // relaxed: a filter; release_chunk()'s RMW is the drop.
       if ((c->holders.load(std::memory_order_relaxed) & bit) != 0) {
-        release_chunk(c, bit);
+        release_chunk(c, bit, to_cache);
         ++dropped;
         IPCBUS_CRASH_POINT("reclaim");
       }
@@ -417,7 +417,7 @@ void BusCore::finish_parked(std::uint32_t index) {
   }
   // No sample of the slot is left in this process: every bit it still has
   // is stale (see close_listener()), and dropping them all is exact.
-  const std::uint64_t dropped = drop_slot_bits(index);
+  const std::uint64_t dropped = drop_slot_bits(index, true);
   // acquire: the Closed word with its owner, as close_listener() left it.
   free_slot(index, listeners_[index].state.load(std::memory_order_acquire));
   log().debug("parked listener slot freed bus={} slot={} stale references dropped={}", name_, index,

@@ -199,14 +199,16 @@ class BusCore {
 
   // release_chunk drops the references named by `mask` (listener bits and/or
   // the taker bits) and frees the chunk if they were the last.
-  void release_chunk(ChunkHeader* c, std::uint64_t mask) {
+  // `to_cache`: false when dropping for another process (crash cleanup),
+  // whose chunks this process has no reason to keep.
+  void release_chunk(ChunkHeader* c, std::uint64_t mask, bool to_cache = true) {
     // acq_rel: release orders this holder's use of the chunk before the
     // drop; acquire, on the last drop, orders every holder's use before the
     // chunk goes back to the pool. SYNC(pool) with take_chunk().
     const std::uint64_t old = c->holders.fetch_and(~mask, std::memory_order_acq_rel);
     IPCBUS_CRASH_POINT("drop");
     if (old != 0 && (old & ~mask) == 0) {
-      if (!cache_put(c)) {
+      if (!to_cache || !cache_put(c)) {
         mark_free(c);
       }
       IPCBUS_CRASH_POINT("drop");
@@ -627,7 +629,8 @@ class BusCore {
   // Per slot: 1 when this process parked it (see close_listener()).
   std::atomic<std::uint32_t> parked_[kMaxListenerSlots]{};
   // drop_slot_bits drops bit `index` in every chunk; returns how many.
-  std::uint64_t drop_slot_bits(std::uint32_t index);
+  // `to_cache` as in release_chunk().
+  std::uint64_t drop_slot_bits(std::uint32_t index, bool to_cache);
   // free_slot: the last step of a close, from Closed to Free.
   void free_slot(std::uint32_t index, std::uint64_t closed_word);
 

@@ -143,7 +143,7 @@ void resolve_drop(BusCore& c, PublisherSlot& j, std::uint32_t slot_index, Cleanu
                      ch->publisher_id == j.pop_publisher.load(std::memory_order_relaxed))) {
     // relaxed: a filter; release_chunk()'s RMW is the drop.
     if ((ch->holders.load(std::memory_order_relaxed) & (1ULL << listener)) != 0) {
-      c.release_chunk(ch, 1ULL << listener);
+      c.release_chunk(ch, 1ULL << listener, false);
       ++report->chunks;
     }
   }
@@ -184,7 +184,7 @@ void resolve_fanout(BusCore& c, PublisherSlot& j, std::uint32_t dead, CleanupRep
     }
   }
   if (drop != 0) {
-    c.release_chunk(ch, drop);
+    c.release_chunk(ch, drop, false);
     report->chunks += static_cast<std::uint64_t>(__builtin_popcountll(drop));
     IPCBUS_CRASH_POINT("reclaim");
   }

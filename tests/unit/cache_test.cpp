@@ -261,6 +261,46 @@ TEST(Cache, CrashCleanupFreesTheCacheOfAProcessKilledBySigkill) {
   EXPECT_TRUE(tb.core().check().empty());
 }
 
+TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
+  TestBus tb(cache_config());
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    OpenOptions o;
+    o.name = tb.name();
+    o.create = false;
+    auto bus = Bus::open(o);
+    auto listener = bus ? bus->listen({}) : Result<Listener>(Error{Errc::kInvalidArgument, ""});
+    const bool ok = listener && listener->subscribe("dead/queue");
+    const char byte = ok ? 1 : 0;
+    (void)!write(ready[1], &byte, 1);
+    pause();  // events queue up in its ring until the SIGKILL
+    _exit(0);
+  }
+  close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(byte, 1);
+  Publisher pub = tb.bus().publisher();
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(pub.publish("dead/queue", "x").status, PublishStatus::kOk);
+  }
+  ASSERT_EQ(bitmap_free(tb.core()), kCount - 6);
+
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EntryCore reclaimer(tb.name());
+  ASSERT_EQ(reclaimer.core().reclaim_dead(nullptr), 1U);
+
+  EXPECT_EQ(bitmap_free(tb.core()), kCount) << "the reclaimer kept some in its cache";
+  EXPECT_TRUE(tb.core().check().empty());
+}
+
 // Two "processes" with two threads each take, hold a few and return chunks
 // of a pool that runs dry, so that chunks pass through both caches, the
 // bitmap and steals: no chunk may be held by two at once, and all come back.
