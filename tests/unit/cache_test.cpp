@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -86,6 +87,58 @@ std::uint32_t bitmap_free(detail::BusCore& core) {
   }
   return n;
 }
+
+// Victim forks a process that runs `body`; body calls hold(ok) once it is
+// set up, which tells the parent and waits there for the SIGKILL. The
+// constructor returns once the victim holds (ready()) or failed.
+class Victim {
+ public:
+  using Hold = std::function<void(bool)>;
+  explicit Victim(const std::function<void(const Hold&)>& body) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      return;
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(fds[0]);
+      const int out = fds[1];
+      body([out](bool ok) {
+        const char byte = ok ? 1 : 0;
+        (void)!write(out, &byte, 1);
+        for (;;) {
+          pause();
+        }
+      });
+      _exit(1);  // the body returned without holding
+    }
+    close(fds[1]);
+    char byte = 0;
+    ready_ = pid_ > 0 && read(fds[0], &byte, 1) == 1 && byte == 1;
+    close(fds[0]);
+  }
+  ~Victim() {
+    if (pid_ > 0 && !reaped_) {
+      (void)kill_and_reap();
+    }
+  }
+  Victim(const Victim&) = delete;
+  Victim& operator=(const Victim&) = delete;
+
+  bool ready() const { return ready_; }
+  // kill_and_reap sends SIGKILL and waits for the victim; true if that
+  // signal is what ended it.
+  bool kill_and_reap() {
+    int status = 0;
+    reaped_ = kill(pid_, SIGKILL) == 0 && waitpid(pid_, &status, 0) == pid_;
+    return reaped_ && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  bool reaped_ = false;
+};
 
 TEST(Cache, AChunkFreedInAProcessIsTakenAgainFromItsCache) {
   TestBus tb(cache_config());
@@ -222,12 +275,7 @@ TEST(Cache, LeavingTheBusReturnsTheCacheToTheBitmap) {
 
 TEST(Cache, CrashCleanupFreesTheCacheOfAProcessKilledBySigkill) {
   TestBus tb(cache_config());
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(ready[0]);
+  Victim victim([&tb](const Victim::Hold& hold) {
     EntryCore a(tb.name());
     std::vector<detail::ChunkHeader*> held;
     for (std::uint32_t i = 0; i < kSlots + 2; ++i) {
@@ -236,22 +284,13 @@ TEST(Cache, CrashCleanupFreesTheCacheOfAProcessKilledBySigkill) {
     for (std::uint32_t i = 0; i < kSlots; ++i) {
       a.core().release_own(held[i]);  // cached; the last two stay loaned
     }
-    const char byte = 1;
-    (void)!write(ready[1], &byte, 1);
-    pause();  // until the SIGKILL
-    _exit(0);
-  }
-  close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
+    hold(true);
+  });
+  ASSERT_TRUE(victim.ready());
   ASSERT_EQ(bitmap_free(tb.core()), kCount - kSlots - 2);
   ASSERT_EQ(tb.free_chunks(0), kCount - 2);
 
-  ASSERT_EQ(kill(child, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_TRUE(victim.kill_and_reap());
   EntryCore reclaimer(tb.name());  // a core with the segment's file, to probe locks
   const std::uint32_t reclaimed = reclaimer.core().reclaim_dead(nullptr);
 
@@ -263,37 +302,22 @@ TEST(Cache, CrashCleanupFreesTheCacheOfAProcessKilledBySigkill) {
 
 TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
   TestBus tb(cache_config());
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(ready[0]);
+  Victim victim([&tb](const Victim::Hold& hold) {
     OpenOptions o;
     o.name = tb.name();
     o.create = false;
     auto bus = Bus::open(o);
     auto listener = bus ? bus->listen({}) : Result<Listener>(Error{Errc::kInvalidArgument, ""});
-    const bool ok = listener && listener->subscribe("dead/queue");
-    const char byte = ok ? 1 : 0;
-    (void)!write(ready[1], &byte, 1);
-    pause();  // events queue up in its ring until the SIGKILL
-    _exit(0);
-  }
-  close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
-  ASSERT_EQ(byte, 1);
+    hold(listener && listener->subscribe("dead/queue"));  // events queue up in its ring
+  });
+  ASSERT_TRUE(victim.ready());
   Publisher pub = tb.bus().publisher();
   for (int i = 0; i < 6; ++i) {
     ASSERT_EQ(pub.publish("dead/queue", "x").status, PublishStatus::kOk);
   }
   ASSERT_EQ(bitmap_free(tb.core()), kCount - 6);
 
-  ASSERT_EQ(kill(child, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(victim.kill_and_reap());
   EntryCore reclaimer(tb.name());
   ASSERT_EQ(reclaimer.core().reclaim_dead(nullptr), 1U);
 
