@@ -42,15 +42,7 @@ Config cache_config(std::uint32_t count = kCount) {
 // its own: to the pool, another process. Its destructor leaves the bus.
 class EntryCore {
  public:
-  explicit EntryCore(const std::string& name) {
-    OpenOptions o;
-    o.name = name;
-    o.create = false;
-    auto mapped = detail::map_bus(name, o);
-    if (!mapped) {
-      throw std::runtime_error("cannot map " + name + ": " + mapped.error().message);
-    }
-    mapping_ = std::move(mapped).value();
+  explicit EntryCore(const std::string& name) : mapping_(test::map_existing(name)) {
     core_ = std::make_unique<detail::BusCore>(
         name, mapping_.base, static_cast<std::size_t>(mapping_.bytes), detail::kNone, mapping_.fd);
     const std::uint32_t index = core_->register_process();

@@ -71,6 +71,19 @@ inline std::string unique_bus_name() {
   return name;
 }
 
+// map_existing maps bus `name`, which must exist, for a BusCore of a test's
+// own; it throws when it cannot.
+inline detail::Mapping map_existing(const std::string& name) {
+  OpenOptions o;
+  o.name = name;
+  o.create = false;
+  auto mapped = detail::map_bus(name, o);
+  if (!mapped) {
+    throw std::runtime_error("cannot map test bus " + name + ": " + mapped.error().message);
+  }
+  return std::move(mapped).value();
+}
+
 class TestBus {
  public:
   explicit TestBus(const Config& config = small_config()) : name_(unique_bus_name()) {
@@ -99,14 +112,7 @@ class TestBus {
   // core is the segment seen from inside, through a mapping of its own.
   detail::BusCore& core() {
     if (!raw_core_) {
-      OpenOptions o;
-      o.name = name_;
-      o.create = false;
-      auto mapped = detail::map_bus(name_, o);
-      if (!mapped) {
-        throw std::runtime_error("cannot map test bus " + name_ + ": " + mapped.error().message);
-      }
-      raw_.emplace(std::move(mapped).value());
+      raw_.emplace(map_existing(name_));
       raw_core_ = std::make_unique<detail::BusCore>(
           name_, raw_->base, static_cast<std::size_t>(raw_->bytes), detail::kNone);
     }
