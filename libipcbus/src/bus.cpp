@@ -286,7 +286,8 @@ Result<std::uint32_t> BusCore::claim_listener(const ListenerOptions& o, std::uin
                                              " listener slots are in use (max_listeners)"};
 }
 
-bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead) {
+bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead,
+                             std::uint64_t* dropped_out) {
   ListenerSlot& s = listeners_[index];
   // acquire: see the state as the last transition left it.
   std::uint64_t w = s.state.load(std::memory_order_acquire);
@@ -369,6 +370,9 @@ bool BusCore::close_listener(std::uint32_t index, std::uint32_t generation, bool
   }
   log().debug("listener closed bus={} slot={} gen={} references dropped={}{}", name_, index,
               generation, dropped, owner_dead ? " (owner dead)" : "");
+  if (dropped_out != nullptr) {
+    *dropped_out = dropped;
+  }
   return true;
 }
 
@@ -523,7 +527,7 @@ Result<Bus> Bus::open(const OpenOptions& options) {
     core->set_process(proc);
     // An opener finishes what dead processes left when no agent did.
     CleanupReport report;
-    if (core->reclaim_dead(&report) != 0) {
+    if (options.reclaim_at_attach && core->reclaim_dead(&report) != 0) {
       detail::log().warn("bus={}: cleaned up after {} dead process(es) at attach", name,
                          report.processes);
     }

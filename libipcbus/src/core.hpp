@@ -537,7 +537,9 @@ class BusCore {
   // A live owner closing while it still holds samples of the slot parks the
   // slot: Closed and still owned, so that no one reuses it (and its bit)
   // while those samples live, and crash cleanup finds them by the owner.
-  bool close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false);
+  // `dropped`, if given, receives the number of chunk references dropped.
+  bool close_listener(std::uint32_t index, std::uint32_t generation, bool owner_dead = false,
+                      std::uint64_t* dropped = nullptr);
   // return_sample drops a Sample's reference (`holder` is its slot's bit).
   void return_sample(ChunkHeader* c, std::uint64_t holder) {
     release_chunk(c, holder);

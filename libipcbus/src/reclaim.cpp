@@ -246,7 +246,8 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
     if (state_bits(w) == static_cast<std::uint64_t>(ListenerState::kFree) || owner_of(w) != i) {
       continue;
     }
-    if (!close_listener(l, generation_of(w), /*owner_dead=*/true)) {
+    std::uint64_t dropped = 0;
+    if (!close_listener(l, generation_of(w), /*owner_dead=*/true, &dropped)) {
       // Left for a later pass; the entry's lock goes so that one can start.
       unlock_byte(fd_, lock);
       record_error("reclaim-stalled", "entry " + std::to_string(i) + ": listener slot " +
@@ -254,6 +255,7 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
       return false;
     }
     ++mine.listeners;
+    mine.chunks += dropped;  // its queued events and the samples it held
     IPCBUS_CRASH_POINT("reclaim");
   }
 
@@ -312,6 +314,9 @@ bool BusCore::reclaim_process(std::uint32_t i, CleanupReport* report) {
   e.state.store(kProcFree, std::memory_order_release);
   unlock_byte(fd_, lock);
 
+  // One record counts every reclaim (the text is the same, so the log
+  // keeps one line); which process and what came back go to the log line.
+  record_error("reclaim", "cleaned up after a dead process: what it held came back");
   log().warn(
       "bus={}: reclaimed entry {} (pid {}): {} listener(s), {} publisher(s), {} chunk "
       "reference(s), {} ring position(s) repaired, {} free chunk(s) swept, in {} us",

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -315,6 +316,39 @@ TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
 
   EXPECT_EQ(bitmap_free(tb.core()), kCount) << "the reclaimer kept some in its cache";
   EXPECT_TRUE(tb.core().check().empty());
+}
+
+// What crash cleanup reports for a killed listener counts the events queued
+// in its ring, and the bus's error log counts the reclaim.
+TEST(Cache, ReclaimOfAKilledListenerCountsItsQueuedEventsAndIsInTheErrorLog) {
+  TestBus tb(cache_config());
+  Victim victim([&tb](const Victim::Hold& hold) {
+    OpenOptions o;
+    o.name = tb.name();
+    o.create = false;
+    auto bus = Bus::open(o);
+    auto listener = bus ? bus->listen({}) : Result<Listener>(Error{Errc::kInvalidArgument, ""});
+    hold(listener && listener->subscribe("dead/counted"));
+  });
+  ASSERT_TRUE(victim.ready());
+  Publisher pub = tb.bus().publisher();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(pub.publish("dead/counted", "x").status, PublishStatus::kOk);
+  }
+
+  ASSERT_TRUE(victim.kill_and_reap());
+  EntryCore reclaimer(tb.name());
+  CleanupReport report;
+  ASSERT_EQ(reclaimer.core().reclaim_dead(&report), 1U);
+
+  EXPECT_EQ(report.listeners, 1U);
+  EXPECT_EQ(report.chunks, 5U) << "the queued events' references were dropped uncounted";
+  const BusInfo info = tb.bus().inspect();
+  EXPECT_EQ(info.cleanup.chunks, 5U);
+  const auto logged = std::find_if(info.errors.begin(), info.errors.end(),
+                                   [](const ErrorLogEntry& e) { return e.kind == "reclaim"; });
+  ASSERT_NE(logged, info.errors.end()) << "no reclaim record in the error log";
+  EXPECT_EQ(logged->count, 1U);
 }
 
 // Two "processes" with two threads each take, hold a few and return chunks

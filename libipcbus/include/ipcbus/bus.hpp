@@ -400,6 +400,11 @@ struct OpenOptions {
   // full process table does not lock observers out. Implies create = false;
   // such a handle may publish but should not make listeners.
   bool observe_only = false;
+  // An opener cleans up after the bus's dead processes when it attaches, so
+  // that a bus without an agent still gets back what they held. Off for a
+  // caller that calls reclaim_dead() itself to report what came back (the
+  // agent).
+  bool reclaim_at_attach = true;
 };
 
 // Bus: a handle to one mapped segment. Copies share the mapping; the process
