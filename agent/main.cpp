@@ -40,6 +40,7 @@
 #include <exception>
 #include <map>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -314,8 +315,11 @@ static int agent_main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "TOML configuration file (see etc/ipcbus.toml); re-read on SIGHUP")
       ->envname("IPCBUS_CONFIG");
-  app.add_option("--log-level", level, "trace, debug, info, warn, error (overrides the file)")
-      ->envname("IPCBUS_LOG_LEVEL");
+  // The names the configuration file takes; spdlog would read any other as "off".
+  app.add_option("--log-level", level,
+                 "trace, debug, info, warn, error, critical or off (overrides the file)")
+      ->envname("IPCBUS_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--interval", interval, "seconds between looks at the process table")
       ->check(CLI::Range(0.01, 60.0));
   std::uint64_t drop_threshold = 1000;
@@ -328,7 +332,15 @@ static int agent_main(int argc, char** argv) {
   bool standby = false;
   app.add_flag("--standby", standby,
                "if another agent serves the bus, wait and take over when it stops");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("ipcbus-agent ") + IPCBUS_VERSION +
+                                        " (segment layout " +
+                                        std::to_string(ipcbus::layout_version()) + ")");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Exit status as the ipcbus CLI's: 0 for --help and --version, 2 for bad usage.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   auto log = spdlog::stderr_color_mt("ipcbus");  // the library logs through it too
   spdlog::set_default_logger(log);
@@ -368,13 +380,17 @@ static int agent_main(int argc, char** argv) {
   ipcbus::OpenOptions options;
   options.name = name;
   options.config = file.bus;
+  options.reclaim_at_attach = false;  // reclaimed below, and reported
   auto bus = ipcbus::Bus::open(options);
   if (!bus) {
     log->error("cannot open bus={} error=\"{}\" ({})", name, bus.error().message,
                ipcbus::errc_name(bus.error().code));
     return 1;
   }
-  if (auto role = bus->take_agent_role(); !role) {
+  // --once is a one-off cleanup, as `ipcbus doctor --repair` is: reclaiming
+  // is safe beside a serving agent (each dead entry is taken by one
+  // reclaimer), so it needs no agent role.
+  if (auto role = once ? ipcbus::Result<void>{} : bus->take_agent_role(); !role) {
     if (!standby) {
       log->error("{}; stop it first, or run this one with --standby", role.error().message);
       return 1;

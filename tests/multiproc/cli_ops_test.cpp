@@ -77,8 +77,11 @@ class CliOps : public MultiProc {
   }
 
   // run_cli runs `ipcbus ARGS...` to its end and returns what it printed.
-  CliRun run_cli(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {kCli};
+  CliRun run_cli(const std::vector<std::string>& args) { return run_program(kCli, args); }
+
+  // run_program runs `PROGRAM ARGS...` to its end and returns what it printed.
+  CliRun run_program(const std::string& program, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {program};
     argv.insert(argv.end(), args.begin(), args.end());
     SpawnOptions o;
     o.stdout_path = temp_file("out");
@@ -329,9 +332,10 @@ TEST_F(CliOps, SubFormatPrintsTopicSequenceLengthAndPayload) {
   EXPECT_EQ(read_file(out), "topic|1|5|hello\n");
 }
 
-TEST_F(CliOps, DestroyRefusesWhileASubRunsAndForceRemovesIt) {
+TEST_F(CliOps, DestroyRefusesWhileASubRunsAndForceRemovesItAndTheSubSaysSo) {
   ASSERT_TRUE(create_small_bus());
-  const pid_t sub = start_sub("held/#", {}, temp_file("sub.out"));
+  const std::string out = temp_file("sub.out");
+  const pid_t sub = start_sub("held/#", {}, out);
   ASSERT_TRUE(segment_exists(bus_));
 
   const CliRun refused = run_cli({"destroy", "--bus", bus_});
@@ -346,7 +350,15 @@ TEST_F(CliOps, DestroyRefusesWhileASubRunsAndForceRemovesIt) {
   EXPECT_TRUE(ended_ok(forced.exit)) << forced.what();
   EXPECT_FALSE(segment_exists(bus_));
   EXPECT_TRUE(still_running(sub)) << "the sub should keep its mapping";
+  // An idle sub looks at the name about once a second and says it once.
+  const std::string hint = "was destroyed (ipcbus destroy --force) or replaced";
+  EXPECT_TRUE(poll_until([&] { return read_file(out + ".err").find(hint) != std::string::npos; },
+                         std::chrono::seconds(30)))
+      << describe("sub (stderr)", out + ".err");
+  EXPECT_TRUE(still_running(sub)) << "publishers still attached may still reach the sub";
   EXPECT_TRUE(ended_ok(stop_sub(sub)));
+  const std::string err = read_file(out + ".err");
+  EXPECT_EQ(err.find(hint), err.rfind(hint)) << "said more than once:\n" << err;
 }
 
 TEST_F(CliOps, DestroyOfAnUnusedBusExitsZero) {
@@ -428,6 +440,47 @@ TEST_F(CliOps, ANaNTimeoutAndAnUnknownGroupAreBadValuesThatExitTwo) {
   EXPECT_EQ(no_group.exit.code, 2) << no_group.what();
   EXPECT_NE(no_group.err.find("no such group"), std::string::npos) << no_group.what();
   EXPECT_FALSE(segment_exists(bus_));
+}
+
+TEST_F(CliOps, TheAgentTellsItsVersionAndExitsTwoOnBadUsage) {
+  const CliRun version = run_program(IPCBUS_AGENT, {"--version"});
+  const CliRun unknown = run_program(IPCBUS_AGENT, {"--bus", bus_, "--no-such-flag"});
+  const CliRun bad_interval = run_program(IPCBUS_AGENT, {"--bus", bus_, "--interval", "0"});
+
+  EXPECT_TRUE(ended_ok(version.exit)) << version.what();
+  EXPECT_NE(version.out.find("ipcbus-agent " IPCBUS_TEST_VERSION " (segment layout " +
+                             std::to_string(layout_version()) + ")"),
+            std::string::npos)
+      << version.what();
+  EXPECT_TRUE(unknown.exit.exited) << unknown.what();
+  EXPECT_EQ(unknown.exit.code, 2) << unknown.what();
+  EXPECT_NE(unknown.err.find("--no-such-flag"), std::string::npos) << unknown.what();
+  EXPECT_TRUE(bad_interval.exit.exited) << bad_interval.what();
+  EXPECT_EQ(bad_interval.exit.code, 2) << bad_interval.what();
+  EXPECT_NE(bad_interval.err.find("--interval"), std::string::npos) << bad_interval.what();
+  EXPECT_FALSE(segment_exists(bus_));
+}
+
+TEST_F(CliOps, AgentOnceReportsWhatCameBackFromAKilledSub) {
+  ASSERT_TRUE(create_small_bus());
+  const std::string out = temp_file("sub.out");
+  const pid_t sub = start_sub("dead/#", {}, out);
+  ASSERT_EQ(kill(sub, SIGSTOP), 0);
+  const CliRun pub = run_cli({"pub", "--bus", bus_, "-m", "queued", "dead/x"});
+  const CliRun pub2 = run_cli({"pub", "--bus", bus_, "-m", "queued", "dead/y"});
+  ASSERT_TRUE(ended_ok(pub.exit) && ended_ok(pub2.exit)) << pub.what() << pub2.what();
+  ASSERT_EQ(kill(sub, SIGKILL), 0);
+  std::erase(subs_, sub);
+  (void)finish(sub);
+
+  const CliRun once = run_program(IPCBUS_AGENT, {"--bus", bus_, "--once"});
+
+  EXPECT_TRUE(ended_ok(once.exit)) << once.what();
+  // The sub's process, its listener and the two events queued in its ring.
+  EXPECT_NE(once.out.find("processes 1 listeners 1 publishers 0 chunks 2 "), std::string::npos)
+      << once.what();
+  const CliRun doctor = run_cli({"doctor", "--bus", bus_});
+  EXPECT_TRUE(ended_ok(doctor.exit)) << doctor.what();
 }
 
 TEST_F(CliOps, LsAndStatOfAMissingBusExitOneAndCreateNothing) {

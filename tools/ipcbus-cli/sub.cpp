@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <iostream>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 // How long one wait lasts at most, so that a stop signal is seen promptly.
 inline constexpr auto kPollSlice = std::chrono::milliseconds(100);
+// How often an idle sub checks that the bus's name still leads to its segment.
+inline constexpr auto kNameCheckEvery = std::chrono::seconds(1);
 
 struct SubOptions {
   std::string bus;
@@ -117,11 +120,24 @@ int run_sub(const SubOptions& o) {
   const auto idle =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.idle_timeout_s));
   auto last_event = Clock::now();
+  auto next_name_check = last_event + kNameCheckEvery;
+  bool told_unlinked = false;
   std::int64_t seen = 0;
   while (!stop_requested() && !out.closed() && (o.count == 0 || seen < o.count)) {
     std::optional<Sample> sample = listener.try_receive();
     if (!sample) {
       out.flush();  // nothing pending: let readers of a pipe see what we have
+      if (!told_unlinked && Clock::now() >= next_name_check) {
+        next_name_check = Clock::now() + kNameCheckEvery;
+        if (!bus.name_linked()) {
+          // Publishers already attached still reach us; new ones open a new bus.
+          told_unlinked = true;
+          std::cerr << "ipcbus sub: bus '" << bus.name()
+                    << "' was destroyed (ipcbus destroy --force) or replaced: publishers that "
+                       "open it from now on get a new bus and do not reach this subscriber; "
+                       "restart sub to follow them\n";
+        }
+      }
       auto slice = Clock::duration(kPollSlice);
       if (has_idle) {
         const auto left = last_event + idle - Clock::now();
