@@ -11,6 +11,13 @@ lpid=
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 cmake -S "$root/examples" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" -j2 >/dev/null
+# The installed programs run as they are: they find the installed library.
+for tool in ipcbus ipcbus-agent; do
+  if ! out=$(env -u LD_LIBRARY_PATH "$work/prefix/bin/$tool" --version 2>&1); then
+    echo "installed $tool does not run: $out" >&2
+    exit 1
+  fi
+done
 export LD_LIBRARY_PATH="$work/prefix/lib:${LD_LIBRARY_PATH:-}"
 bus=example-$$
 "$work/build/example_listener" "$bus" 5 > "$work/out.txt" &

@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -176,12 +177,22 @@ Result<ConfigFile> parse_config_text(std::string_view text, std::string_view sou
 }
 
 Result<ConfigFile> load_config_file(const std::string& path) {
+  std::error_code ec;
+  // A directory opens as a stream that reads nothing, which would pass for
+  // an empty file: only a regular file (or a link to one) is a configuration.
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return Error{Errc::kInvalidArgument,
+                 "configuration file '" + path + "' is not a regular file"};
+  }
   std::ifstream in(path);
   if (!in) {
     return Error{Errc::kNotFound, "cannot read configuration file '" + path + "'"};
   }
   std::stringstream text;
   text << in.rdbuf();
+  if (in.bad()) {
+    return Error{Errc::kSystem, "cannot read configuration file '" + path + "'"};
+  }
   return parse_config_text(text.str(), path);
 }
 

@@ -732,6 +732,16 @@ Result<Mapping> open_existing(const std::string& shm, const OpenOptions& options
   for (;;) {
     bip::offset_t size = 0;
     holder->shm.get_size(size);
+    if (size > 0 && size < static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
+      // A creator sizes the file in one step, from 0 to the whole segment:
+      // a file in between was never one of ours, and recovering it as a
+      // half-made bus would overwrite someone else's data.
+      return Error{Errc::kForeignSegment,
+                   "/dev/shm/" + shm + " is " + std::to_string(size) +
+                       " bytes, smaller than any bus segment's header (" +
+                       std::to_string(sizeof(SegmentHeader)) +
+                       "): not an ipcbus segment; remove it or use another bus name"};
+    }
     if (size >= static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
       bip::mapped_region probe(holder->shm, bip::read_only, 0, sizeof(SegmentHeader));
       const auto* h = static_cast<const SegmentHeader*>(probe.get_address());

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -278,6 +279,30 @@ TEST(BadSegment, ZerosWithAWrongMagicAreAForeignSegmentAndStayUnchanged) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, Errc::kForeignSegment) << r.error().message;
   EXPECT_TRUE(shm.copy() == before) << "the segment was written to";
+}
+
+// A file smaller than a segment header was never a bus (a creator sizes its
+// file from 0 to the whole segment in one step): an opener that may create
+// must not take it for a half-made bus and overwrite it.
+TEST(BadSegment, AFileSmallerThanAHeaderIsAForeignSegmentAndStaysUnchanged) {
+  for (const std::size_t bytes : {std::size_t{7}, std::size_t{100}}) {
+    const std::string name = test::unique_bus_name();
+    RawShm shm(name, bytes);
+    ASSERT_TRUE(shm.ok());
+    std::memcpy(shm.bytes(), "abcdefg", 7);
+    const std::vector<unsigned char> before = shm.copy();
+
+    auto r = open_named(name);
+
+    ASSERT_FALSE(r.has_value()) << bytes << " bytes were taken for a bus";
+    EXPECT_EQ(r.error().code, Errc::kForeignSegment) << r.error().message;
+    EXPECT_NE(r.error().message.find(std::to_string(bytes) + " bytes"), std::string::npos)
+        << r.error().message;
+    struct stat st {};
+    ASSERT_EQ(stat(("/dev/shm/ipcbus." + name).c_str(), &st), 0);
+    EXPECT_EQ(static_cast<std::size_t>(st.st_size), bytes) << "the file was resized";
+    EXPECT_TRUE(shm.copy() == before) << "the file was written to";
+  }
 }
 
 // (An opener that may create takes a zero-filled segment with its init lock

@@ -178,5 +178,14 @@ TEST(ConfigFile, MissingFileIsNotFound) {
   EXPECT_NE(loaded.error().message.find(path), std::string::npos) << loaded.error().message;
 }
 
+TEST(ConfigFile, ADirectoryIsNotAnEmptyConfiguration) {
+  auto loaded = load_config_file("/tmp");
+
+  ASSERT_FALSE(loaded) << "a directory read as an empty file gives the defaults";
+  EXPECT_EQ(loaded.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(loaded.error().message.find("not a regular file"), std::string::npos)
+      << loaded.error().message;
+}
+
 }  // namespace
 }  // namespace ipcbus

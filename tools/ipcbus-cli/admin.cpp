@@ -74,7 +74,9 @@ Config effective_config(const CreateOptions& o) {
   if (!o.config_file.empty()) {
     auto loaded = load_config_file(o.config_file);
     if (!loaded) {
-      const int code = loaded.error().code == Errc::kNotFound ? kExitRuntime : kExitUsage;
+      // Missing or unreadable: the command failed; not a configuration: bad usage.
+      const Errc why = loaded.error().code;
+      const int code = why == Errc::kNotFound || why == Errc::kSystem ? kExitRuntime : kExitUsage;
       throw CliError(code, "cannot use " + o.config_file + ": " + loaded.error().message);
     }
     c = loaded.value().bus;
