@@ -122,8 +122,10 @@ void watch_processes(spdlog::logger& log, const ipcbus::Bus& bus,
   }
   for (const auto& [index, s] : seen) {
     auto it = now.find(index);
-    if (it == now.end() || it->second.pid != s.pid) {
-      log.info("process detached pid={} entry={}", s.pid, index);
+    // Gone from the table: it detached, or it died and was cleaned up (by
+    // us, logged as a reclaim, or by another opener) before we saw it dead.
+    if ((it == now.end() || it->second.pid != s.pid) && s.alive) {
+      log.info("process left pid={} entry={}", s.pid, index);
     }
   }
   seen = std::move(now);

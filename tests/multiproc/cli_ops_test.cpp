@@ -425,6 +425,40 @@ TEST_F(CliOps, UsageErrorsExitTwo) {
   EXPECT_EQ(bad_capacity.exit.code, 2) << bad_capacity.what();
   EXPECT_NE(bad_capacity.err.find("ring_capacity"), std::string::npos) << bad_capacity.what();
   EXPECT_FALSE(segment_exists(bus_));
+  // A usage error is one line naming the command, as every diagnostic.
+  EXPECT_EQ(bad_format.err.rfind("ipcbus stat: ", 0), 0U) << bad_format.what();
+  const CliRun no_such = run_cli({"bogus", "--bus", bus_});
+  EXPECT_TRUE(no_such.exit.exited) << no_such.what();
+  EXPECT_EQ(no_such.exit.code, 2) << no_such.what();
+  EXPECT_NE(no_such.err.find("unknown command 'bogus'"), std::string::npos) << no_such.what();
+  const CliRun empty_name = run_cli({"ls", "--bus", ""});
+  EXPECT_TRUE(empty_name.exit.exited) << empty_name.what();
+  EXPECT_EQ(empty_name.exit.code, 2) << empty_name.what();
+  EXPECT_NE(empty_name.err.find("a bus name cannot be empty"), std::string::npos)
+      << empty_name.what();
+}
+
+TEST_F(CliOps, ABadTopicIsShownCutShortAndEscapedInItsOneLineDiagnostic) {
+  const std::string huge = std::string(70000, 'b') + "/+";
+  const CliRun long_topic = run_cli({"match", "a/#", huge});
+  const CliRun not_utf8 = run_cli({"match", "a\xff/#", "a"});
+
+  EXPECT_EQ(long_topic.exit.code, 2) << long_topic.what();
+  EXPECT_LT(long_topic.err.size(), 400U) << "the whole topic was echoed";
+  EXPECT_NE(long_topic.err.find("... (70002 bytes)"), std::string::npos) << long_topic.what();
+  EXPECT_EQ(lines_of(long_topic.err).size(), 1U) << long_topic.what();
+  EXPECT_EQ(not_utf8.exit.code, 2) << not_utf8.what();
+  EXPECT_NE(not_utf8.err.find("'a\\xff/#'"), std::string::npos) << not_utf8.what();
+}
+
+TEST_F(CliOps, AnUnknownLogLevelIsSaidAndTheLogStaysOn) {
+  const CliRun r = run_program("/usr/bin/env", {"IPCBUS_LOG_LEVEL=bogus", kCli, "ls", "--bus",
+                                                missing_bus()});
+
+  EXPECT_TRUE(r.exit.exited) << r.what();
+  EXPECT_EQ(r.exit.code, 1) << r.what();
+  EXPECT_NE(r.err.find("IPCBUS_LOG_LEVEL='bogus' is not one of"), std::string::npos) << r.what();
+  EXPECT_FALSE(segment_exists(missing_bus()));
 }
 
 TEST_F(CliOps, ANaNTimeoutAndAnUnknownGroupAreBadValuesThatExitTwo) {
@@ -459,6 +493,22 @@ TEST_F(CliOps, TheAgentTellsItsVersionAndExitsTwoOnBadUsage) {
   EXPECT_EQ(bad_interval.exit.code, 2) << bad_interval.what();
   EXPECT_NE(bad_interval.err.find("--interval"), std::string::npos) << bad_interval.what();
   EXPECT_FALSE(segment_exists(bus_));
+}
+
+TEST_F(CliOps, LsShowsAFiltersNewlineEscapedAndAKilledOwnersListenerAsSuch) {
+  ASSERT_TRUE(create_small_bus());
+  const pid_t sub = start_sub("line\nbreak/#", {}, temp_file("sub.out"));
+  ASSERT_EQ(kill(sub, SIGKILL), 0);
+  std::erase(subs_, sub);
+  (void)finish(sub);
+
+  const CliRun r = run_cli({"ls", "--bus", bus_});
+
+  EXPECT_TRUE(ended_ok(r.exit)) << r.what();
+  const std::vector<std::string> lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2U) << "a header and one row, unbroken:\n" << r.out;
+  EXPECT_NE(lines[1].find("line\\nbreak/#"), std::string::npos) << r.out;
+  EXPECT_NE(lines[1].find("active (owner dead)"), std::string::npos) << r.out;
 }
 
 TEST_F(CliOps, AgentOnceReportsWhatCameBackFromAKilledSub) {

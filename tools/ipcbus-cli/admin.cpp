@@ -192,7 +192,9 @@ int run_destroy(const DestroyOptions& o) {
   }
   if (!users.empty()) {
     std::cerr << "ipcbus destroy: " << users.size()
-              << " live processes keep their mapping until they detach: pid "
+              << (users.size() == 1 ? " live process keeps its mapping until it detaches"
+                                    : " live processes keep their mapping until they detach")
+              << ": pid "
               << join(users, ", pid ") << '\n';
   }
   std::cout << "destroyed bus '" << name << "'\n";

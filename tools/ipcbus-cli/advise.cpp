@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "text.hpp"
 #include "ipcbus/topic.hpp"
 #include "records.hpp"
 #include "sizing.hpp"
@@ -226,7 +227,7 @@ int run_flags(const AdviseOptions& o) {
 
 int run_advise(const AdviseOptions& o) {
   if (auto ok = check_topic_filter(o.filter); !ok) {
-    throw CliError(kExitUsage, "invalid filter '" + o.filter + "': " + ok.error().message);
+    throw CliError(kExitUsage, "invalid filter " + quote_arg(o.filter) + ": " + ok.error().message);
   }
   if (o.rate > 0) {
     if (o.latency_s <= 0) {

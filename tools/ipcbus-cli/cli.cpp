@@ -9,6 +9,8 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <iostream>
+#include <string_view>
 
 namespace ipcbus::cli {
 
@@ -56,7 +58,8 @@ class QuietLibraryLog {
 
 void add_bus_option(CLI::App& command, std::string& name) {
   command.add_option("--bus", name, "Bus name (default: $IPCBUS_BUS, else \"default\")")
-      ->type_name("NAME");
+      ->type_name("NAME")
+      ->check([](const std::string& v) { return v.empty() ? "a bus name cannot be empty" : ""; });
 }
 
 Bus open_bus(const std::string& name, bool create) {
@@ -112,7 +115,19 @@ void install_logger() {
   auto logger = spdlog::stderr_color_mt("ipcbus");
   logger->set_pattern("%n: %^%l%$: %v");
   const char* level = std::getenv("IPCBUS_LOG_LEVEL");
-  logger->set_level(level != nullptr ? spdlog::level::from_str(level) : spdlog::level::warn);
+  logger->set_level(spdlog::level::warn);
+  if (level != nullptr) {
+    // spdlog takes any other word for "off", which would hide every error.
+    const std::string_view name(level);
+    for (const char* known : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+      if (name == known) {
+        logger->set_level(spdlog::level::from_str(level));
+        return;
+      }
+    }
+    std::cerr << "ipcbus: IPCBUS_LOG_LEVEL='" << name
+              << "' is not one of trace, debug, info, warn, error, critical, off; using warn\n";
+  }
 }
 
 void install_stop_handlers() {

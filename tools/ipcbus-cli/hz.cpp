@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "text.hpp"
 #include "ipcbus/topic.hpp"
 
 namespace ipcbus::cli {
@@ -120,7 +121,7 @@ double seconds_of(Clock::time_point t) {
 int run_rate(const RateOptions& o) {
   for (const std::string& f : o.filters) {
     if (auto ok = check_topic_filter(f); !ok) {
-      throw CliError(kExitUsage, "invalid filter '" + f + "': " + ok.error().message);
+      throw CliError(kExitUsage, "invalid filter " + quote_arg(f) + ": " + ok.error().message);
     }
   }
   install_stop_handlers();
@@ -135,7 +136,7 @@ int run_rate(const RateOptions& o) {
   Listener listener = std::move(made).value();
   for (const std::string& f : o.filters) {
     if (auto ok = listener.subscribe(f); !ok) {
-      throw CliError(kExitRuntime, "cannot subscribe '" + f + "': " + ok.error().message);
+      throw CliError(kExitRuntime, "cannot subscribe " + quote_arg(f) + ": " + ok.error().message);
     }
   }
 

@@ -36,7 +36,16 @@ void print_listeners(const BusInfo& info, Format format) {
   }
   Json rows = Json::array();
   for (const ListenerInfo& l : info.listeners) {
-    rows.push_back(listener_record(l, /*detail=*/false));
+    Json row = listener_record(l, /*detail=*/false);
+    if (format == Format::kTable) {
+      // A killed owner's listener keeps its state until crash cleanup runs.
+      for (const ProcessInfo& p : info.processes) {
+        if (p.pid == l.owner_pid && !p.alive) {
+          row["state"] = std::string(listener_state_name(l.state)) + " (owner dead)";
+        }
+      }
+    }
+    rows.push_back(std::move(row));
   }
   print_records(std::cout, format, rows,
                 {{"INDEX", "index"},

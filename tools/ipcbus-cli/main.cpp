@@ -46,8 +46,39 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints help, or the error and a hint
-    return code == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) {
+      (void)app.exit(e);  // --help or --version
+      return kExitOk;
+    }
+    // One line, as every other diagnostic: "ipcbus <command>: <what>".
+    std::string where = "ipcbus";
+    for (const Command& command : commands) {
+      if (command.app->parsed()) {
+        where += " " + command.app->get_name();
+      }
+    }
+    if (where == "ipcbus") {
+      // The first word names the command, after the global flags (a word
+      // after another option may be that option's value: CLI11 says more).
+      for (int i = 1; i < argc; ++i) {
+        const std::string word = argv[i];
+        if (word == "--allow-other-owner") {
+          continue;
+        }
+        if (word.empty() || word[0] == '-') {
+          break;
+        }
+        std::string names;
+        for (const Command& command : commands) {
+          names += (names.empty() ? "" : ", ") + command.app->get_name();
+        }
+        std::cerr << "ipcbus: unknown command '" << word << "'; the commands are " << names
+                  << "\n";
+        return kExitUsage;
+      }
+    }
+    std::cerr << where << ": " << e.what() << " (see '" << where << " --help')\n";
+    return kExitUsage;
   }
 
   set_allow_other_owner(allow_other_owner);

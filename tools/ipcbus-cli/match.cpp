@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "text.hpp"
 #include "ipcbus/topic.hpp"
 
 namespace ipcbus::cli {
@@ -18,10 +19,10 @@ struct MatchOptions {
 
 int run_match(const MatchOptions& o) {
   if (auto ok = check_topic_filter(o.filter); !ok) {
-    throw CliError(kExitUsage, "invalid filter '" + o.filter + "': " + ok.error().message);
+    throw CliError(kExitUsage, "invalid filter " + quote_arg(o.filter) + ": " + ok.error().message);
   }
   if (auto ok = check_topic_name(o.topic); !ok) {
-    throw CliError(kExitUsage, "invalid topic '" + o.topic + "': " + ok.error().message);
+    throw CliError(kExitUsage, "invalid topic " + quote_arg(o.topic) + ": " + ok.error().message);
   }
   if (filter_matches(o.filter, o.topic)) {
     std::cout << "match\n";

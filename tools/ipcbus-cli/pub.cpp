@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "text.hpp"
 #include "ipcbus/topic.hpp"
 
 namespace ipcbus::cli {
@@ -201,7 +202,7 @@ void publish_one(Publisher& publisher, const PubOptions& o, std::string_view pay
         ++tally.too_large;
         return;
       case PublishStatus::kInvalidTopic:
-        throw CliError(kExitUsage, "invalid topic '" + o.topic + "'");
+        throw CliError(kExitUsage, "invalid topic " + quote_arg(o.topic));
       case PublishStatus::kPublisherTableFull:
         throw CliError(kExitRuntime,
                        "every publisher slot of the bus is taken (bus.max_publishers)");
@@ -235,12 +236,12 @@ std::string failure_report(const Tally& t) {
 
 int run_pub(const PubOptions& o) {
   if (auto ok = check_topic_name(o.topic); !ok) {
-    throw CliError(kExitUsage, "invalid topic '" + o.topic + "': " + ok.error().message);
+    throw CliError(kExitUsage, "invalid topic " + quote_arg(o.topic) + ": " + ok.error().message);
   }
   install_stop_handlers();
   Bus bus = open_bus(o.bus, /*create=*/true);
   if (auto ok = check_topic_name(o.topic, bus.config().max_topic_bytes); !ok) {
-    throw CliError(kExitUsage, "invalid topic '" + o.topic + "' for bus '" + bus.name() +
+    throw CliError(kExitUsage, "invalid topic " + quote_arg(o.topic) + " for bus '" + bus.name() +
                                    "': " + ok.error().message);
   }
   const auto timeout =
@@ -294,7 +295,7 @@ int run_pub(const PubOptions& o) {
 
   if (o.verbose) {
     std::cerr << "ipcbus pub: " << count_of(tally.events, "event") << " on '" << o.topic << "', "
-              << count_of(tally.deliveries, "delivery");
+              << tally.deliveries << (tally.deliveries == 1 ? " delivery" : " deliveries");
     if (tally.no_listeners != 0) {
       std::cerr << ", " << tally.no_listeners << " with no listener";
     }

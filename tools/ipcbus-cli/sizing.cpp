@@ -129,7 +129,8 @@ void advise_pools(const std::vector<std::uint64_t>& capacities, std::size_t publ
             << " (" << largest + held << " if every listener receives the same events)\n";
   if (others != 0) {
     std::cout << "  (for the selected listeners only: the bus's " << others
-              << " other listeners take chunks from the same pools)\n";
+              << (others == 1 ? " other listener takes" : " other listeners take")
+              << " chunks from the same pools)\n";
   }
   if (config.pools.empty()) {
     return;

@@ -96,7 +96,7 @@ int run_sub(const SubOptions& o) {
   }
   for (const std::string& f : o.filters) {
     if (auto ok = check_topic_filter(f); !ok) {
-      throw CliError(kExitUsage, "invalid filter '" + f + "': " + ok.error().message);
+      throw CliError(kExitUsage, "invalid filter " + quote_arg(f) + ": " + ok.error().message);
     }
   }
   install_stop_handlers();
@@ -110,7 +110,7 @@ int run_sub(const SubOptions& o) {
   for (const std::string& f : o.filters) {
     if (auto ok = listener.subscribe(f); !ok) {
       const int code = ok.error().code == Errc::kInvalidFilter ? kExitUsage : kExitRuntime;
-      throw CliError(code, "cannot subscribe '" + f + "': " + ok.error().message);
+      throw CliError(code, "cannot subscribe " + quote_arg(f) + ": " + ok.error().message);
     }
   }
 

@@ -27,8 +27,60 @@ void Table::right_align(const std::vector<std::size_t>& columns) {
   }
 }
 
+std::string quote_arg(std::string_view text, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  std::size_t i = 0;
+  while (i < text.size() && i < max) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    // The length of the UTF-8 sequence starting here, 0 if it is not one.
+    std::size_t n = u < 0x80 ? 1 : (u >> 5) == 0x6 ? 2 : (u >> 4) == 0xE ? 3 : (u >> 3) == 0x1E ? 4 : 0;
+    if (n > 1 && (i + n > text.size() || !is_valid_utf8(text.substr(i, n)))) {
+      n = 0;
+    }
+    if (n == 0 || u < 0x20 || u == 0x7F) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+      ++i;
+    } else {
+      out.append(text.substr(i, n));
+      i += n;
+    }
+  }
+  out += "'";
+  if (i < text.size()) {
+    out += "... (" + std::to_string(text.size()) + " bytes)";
+  }
+  return out;
+}
+
 void Table::add_row(std::vector<std::string> cells) {
   cells.resize(right_.size());
+  for (std::string& cell : cells) {
+    // A control character (a filter may hold a newline) would break the
+    // columns, or the terminal: show it escaped.
+    if (std::any_of(cell.begin(), cell.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; })) {
+      std::string shown;
+      for (const char c : cell) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '\n') {
+          shown += "\\n";
+        } else if (c == '\t') {
+          shown += "\\t";
+        } else if (u < 0x20 || u == 0x7F) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          shown += "\\x";
+          shown += kHex[u >> 4];
+          shown += kHex[u & 0xF];
+        } else {
+          shown += c;
+        }
+      }
+      cell = std::move(shown);
+    }
+  }
   rows_.push_back(std::move(cells));
 }
 

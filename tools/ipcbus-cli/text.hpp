@@ -51,6 +51,11 @@ class OutputBuffer {
   bool closed_ = false;
 };
 
+// quote_arg shows a user's topic or filter in a diagnostic: in quotes, control
+// characters and bytes that are not UTF-8 as \xNN, and cut after `max`
+// bytes with the full length said, so that one bad argument is one line.
+std::string quote_arg(std::string_view text, std::size_t max = 120);
+
 // is_valid_utf8 tells whether `bytes` is well-formed UTF-8 (no overlong forms,
 // no surrogates, nothing above U+10FFFF). NUL is valid.
 bool is_valid_utf8(std::string_view bytes);
