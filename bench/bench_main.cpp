@@ -255,7 +255,7 @@ std::vector<Planned> make_plan(const Options& o, json* skipped) {
       plan.push_back({"first_event", s});
     }
   }
-  // Crash cleanup: kill to reclaimed, with the agent (issue 3's bound).
+  // Crash cleanup: kill to reclaimed, with the agent (the documented bound).
   {
     CaseSpec s;
     s.transport = Transport::kBus;

@@ -162,7 +162,7 @@ double percentile(std::vector<double> v, double q) {
   return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
 }
 
-// The documented bound of issue 3, as the report states it next to the figure.
+// The documented cleanup bound (docs/failure-model.md), as the report states it next to the figure.
 constexpr const char* kReclaimBound =
     "at once (pidfd, same pid namespace); 100 ms for processes in other pid namespaces "
     "(lock probe at the agent's interval)";
@@ -668,7 +668,7 @@ void add_analysis(json& r) {
     bar("listener state transition about one uncontended CAS (reference 15 ns)",
         fmt(t, 1) + " ns per transition; one acq_rel CAS measured here " + fmt(cas, 1) +
             " ns (ratio " + fmt(t / cas, 2) + ")",
-        t / 15.0, "<= 15 ns (the issue's CAS reference)", verdict(t, 15.0, true),
+        t / 15.0, "<= 15 ns (the design's reference for one CAS)", verdict(t, 15.0, true),
         "ratio = transition / 15 ns; a transition is a relaxed load, one CAS and the Result");
   }
   {
@@ -712,7 +712,7 @@ void add_analysis(json& r) {
   }
   if (r.contains("reclaim")) {
     const json& c = r["reclaim"];
-    bar("crash cleanup: kill to reclaimed, with the agent (issue 3)",
+    bar("crash cleanup: kill to reclaimed, with the agent",
         "median " + fmt_ns(num(c, "median_ns", NAN)) + ", p90 " + fmt_ns(num(c, "p90_ns", NAN)) +
             ", max " + fmt_ns(num(c, "max_ns", NAN)) + " over " + fmt(num(c, "reclaimed")) +
             " SIGKILLs (the agent's own, death seen to done: median " +
@@ -936,7 +936,7 @@ std::string human_table(const json& r) {
       << fmt_ns(num(c, "poll_gap_median_ns", NAN)) << "\n  documented bound: " << str(c, "bound")
       << "\n";
   }
-  o << "\nbars (issue 4)\n";
+  o << "\nbars (performance targets, as ratios measured in this run)\n";
   for (const json& b : list(r, "bars")) {
     const json& reached = b["reached"];
     const std::string verdict =
@@ -1023,7 +1023,7 @@ std::string markdown_report(const json& r, const json& micro, const std::string&
     << "- Ratios: ipcbus figure / other figure. For latency lower is better; for throughput "
        "higher is better.\n\n";
 
-  o << "## The bars of issue 4\n\n| bar | measured | ratio | target | reached "
+  o << "## The performance bars\n\n| bar | measured | ratio | target | reached "
        "|\n|---|---|---|---|---|\n";
   for (const json& b : list(r, "bars")) {
     const json& reached = b["reached"];

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rerun the whole performance comparison of issue 4 and rewrite its report:
+# Rerun the whole performance comparison and rewrite its report:
 #   1. build ipcbus-bench and the micro benchmarks (into $IPCBUS_BUILD_DIR, default build/);
 #   2. wait for a quiet machine (1-minute load average below $IPCBUS_BENCH_MAX_LOAD,
 #      default 1.0, for at most $IPCBUS_BENCH_WAIT_S seconds, default 900);

@@ -29,4 +29,10 @@ lpid=
 test "$(grep -c '^sensors/kitchen/temp ' "$work/out.txt")" -eq 5
 pkg-config --exists --print-errors ipcbus 2>/dev/null || \
   PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs ipcbus >/dev/null
+# The .pc of this install names this install, not the configured prefix.
+pc_libdir=$(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --variable=libdir ipcbus)
+if [ "$(realpath "$pc_libdir")" != "$(realpath "$work/prefix/lib")" ]; then
+  echo "installed ipcbus.pc names libdir $pc_libdir, not $work/prefix/lib" >&2
+  exit 1
+fi
 echo "examples built against the installed package and exchanged 5 events"
