@@ -181,8 +181,7 @@ Result<ConfigFile> load_config_file(const std::string& path) {
   // A directory opens as a stream that reads nothing, which would pass for
   // an empty file: only a regular file (or a link to one) is a configuration.
   if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    return Error{Errc::kInvalidArgument,
-                 "configuration file '" + path + "' is not a regular file"};
+    return Error{Errc::kInvalidArgument, "configuration file '" + path + "' is not a regular file"};
   }
   std::ifstream in(path);
   if (!in) {

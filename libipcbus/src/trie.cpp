@@ -359,10 +359,10 @@ Result<void> BusCore::subscribe(std::uint32_t listener, std::uint32_t generation
   }
   const std::uint32_t missing = static_cast<std::uint32_t>(levels.size() - found);
   if (header_->nodes_used.load(std::memory_order_relaxed) + missing > header_->trie_nodes) {
-    return Error{Errc::kTrieFull, "trie is full: filter '" + std::string(filter) + "' needs " +
-                                      std::to_string(missing) +
-                                      (missing == 1 ? " more node" : " more nodes") + ", the bus has " +
-                                      std::to_string(header_->trie_nodes) + " (trie_nodes)"};
+    return Error{Errc::kTrieFull,
+                 "trie is full: filter '" + std::string(filter) + "' needs " +
+                     std::to_string(missing) + (missing == 1 ? " more node" : " more nodes") +
+                     ", the bus has " + std::to_string(header_->trie_nodes) + " (trie_nodes)"};
   }
   if (header_->sub_free_head.load(std::memory_order_relaxed) == kNone) {
     return Error{Errc::kTrieFull, "all " + std::to_string(header_->subscriptions) +

@@ -452,8 +452,8 @@ TEST_F(CliOps, ABadTopicIsShownCutShortAndEscapedInItsOneLineDiagnostic) {
 }
 
 TEST_F(CliOps, AnUnknownLogLevelIsSaidAndTheLogStaysOn) {
-  const CliRun r = run_program("/usr/bin/env", {"IPCBUS_LOG_LEVEL=bogus", kCli, "ls", "--bus",
-                                                missing_bus()});
+  const CliRun r =
+      run_program("/usr/bin/env", {"IPCBUS_LOG_LEVEL=bogus", kCli, "ls", "--bus", missing_bus()});
 
   EXPECT_TRUE(r.exit.exited) << r.what();
   EXPECT_EQ(r.exit.code, 1) << r.what();

@@ -194,8 +194,7 @@ int run_destroy(const DestroyOptions& o) {
     std::cerr << "ipcbus destroy: " << users.size()
               << (users.size() == 1 ? " live process keeps its mapping until it detaches"
                                     : " live processes keep their mapping until they detach")
-              << ": pid "
-              << join(users, ", pid ") << '\n';
+              << ": pid " << join(users, ", pid ") << '\n';
   }
   std::cout << "destroyed bus '" << name << "'\n";
   return kExitOk;

@@ -12,10 +12,10 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "text.hpp"
 #include "ipcbus/topic.hpp"
 #include "records.hpp"
 #include "sizing.hpp"
+#include "text.hpp"
 
 namespace ipcbus::cli {
 

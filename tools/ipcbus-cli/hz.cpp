@@ -13,8 +13,8 @@
 #include <optional>
 
 #include "cli.hpp"
-#include "text.hpp"
 #include "ipcbus/topic.hpp"
+#include "text.hpp"
 
 namespace ipcbus::cli {
 

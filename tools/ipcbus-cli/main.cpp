@@ -72,8 +72,7 @@ int run(int argc, char** argv) {
         for (const Command& command : commands) {
           names += (names.empty() ? "" : ", ") + command.app->get_name();
         }
-        std::cerr << "ipcbus: unknown command '" << word << "'; the commands are " << names
-                  << "\n";
+        std::cerr << "ipcbus: unknown command '" << word << "'; the commands are " << names << "\n";
         return kExitUsage;
       }
     }

@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "cli.hpp"
-#include "text.hpp"
 #include "ipcbus/topic.hpp"
+#include "text.hpp"
 
 namespace ipcbus::cli {
 

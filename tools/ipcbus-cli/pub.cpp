@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "text.hpp"
 #include "ipcbus/topic.hpp"
+#include "text.hpp"
 
 namespace ipcbus::cli {
 

@@ -34,7 +34,11 @@ std::string quote_arg(std::string_view text, std::size_t max) {
   while (i < text.size() && i < max) {
     const auto u = static_cast<unsigned char>(text[i]);
     // The length of the UTF-8 sequence starting here, 0 if it is not one.
-    std::size_t n = u < 0x80 ? 1 : (u >> 5) == 0x6 ? 2 : (u >> 4) == 0xE ? 3 : (u >> 3) == 0x1E ? 4 : 0;
+    std::size_t n = u < 0x80           ? 1
+                    : (u >> 5) == 0x6  ? 2
+                    : (u >> 4) == 0xE  ? 3
+                    : (u >> 3) == 0x1E ? 4
+                                       : 0;
     if (n > 1 && (i + n > text.size() || !is_valid_utf8(text.substr(i, n)))) {
       n = 0;
     }
