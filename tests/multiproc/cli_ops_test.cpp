@@ -155,6 +155,13 @@ class CliOps : public MultiProc {
     return pid;
   }
 
+  // kill_sub kills a background sub with SIGKILL, as a crash would, and reaps it.
+  void kill_sub(pid_t pid) {
+    std::erase(subs_, pid);
+    kill(pid, SIGKILL);
+    (void)finish(pid);
+  }
+
   // stop_sub ends a background sub with SIGTERM (it exits 0) and reaps it.
   Exit stop_sub(pid_t pid) {
     std::erase(subs_, pid);
@@ -498,9 +505,7 @@ TEST_F(CliOps, TheAgentTellsItsVersionAndExitsTwoOnBadUsage) {
 TEST_F(CliOps, LsShowsAFiltersNewlineEscapedAndAKilledOwnersListenerAsSuch) {
   ASSERT_TRUE(create_small_bus());
   const pid_t sub = start_sub("line\nbreak/#", {}, temp_file("sub.out"));
-  ASSERT_EQ(kill(sub, SIGKILL), 0);
-  std::erase(subs_, sub);
-  (void)finish(sub);
+  kill_sub(sub);
 
   const CliRun r = run_cli({"ls", "--bus", bus_});
 
@@ -519,9 +524,7 @@ TEST_F(CliOps, AgentOnceReportsWhatCameBackFromAKilledSub) {
   const CliRun pub = run_cli({"pub", "--bus", bus_, "-m", "queued", "dead/x"});
   const CliRun pub2 = run_cli({"pub", "--bus", bus_, "-m", "queued", "dead/y"});
   ASSERT_TRUE(ended_ok(pub.exit) && ended_ok(pub2.exit)) << pub.what() << pub2.what();
-  ASSERT_EQ(kill(sub, SIGKILL), 0);
-  std::erase(subs_, sub);
-  (void)finish(sub);
+  kill_sub(sub);
 
   const CliRun once = run_program(IPCBUS_AGENT, {"--bus", bus_, "--once"});
 

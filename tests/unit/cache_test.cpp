@@ -293,16 +293,22 @@ TEST(Cache, CrashCleanupFreesTheCacheOfAProcessKilledBySigkill) {
   EXPECT_TRUE(tb.core().check().empty());
 }
 
-TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
-  TestBus tb(cache_config());
-  Victim victim([&tb](const Victim::Hold& hold) {
+// listening_victim forks a Victim that attaches to bus `name` and holds one
+// listener of `filter`: the events published to it queue up in its ring.
+Victim listening_victim(const std::string& name, const std::string& filter) {
+  return Victim([&name, &filter](const Victim::Hold& hold) {
     OpenOptions o;
-    o.name = tb.name();
+    o.name = name;
     o.create = false;
     auto bus = Bus::open(o);
     auto listener = bus ? bus->listen({}) : Result<Listener>(Error{Errc::kInvalidArgument, ""});
-    hold(listener && listener->subscribe("dead/queue"));  // events queue up in its ring
+    hold(listener && listener->subscribe(filter));
   });
+}
+
+TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
+  TestBus tb(cache_config());
+  Victim victim = listening_victim(tb.name(), "dead/queue");
   ASSERT_TRUE(victim.ready());
   Publisher pub = tb.bus().publisher();
   for (int i = 0; i < 6; ++i) {
@@ -322,14 +328,7 @@ TEST(Cache, CrashCleanupPutsWhatItFreesForTheDeadInTheBitmapNotInItsOwnCache) {
 // in its ring, and the bus's error log counts the reclaim.
 TEST(Cache, ReclaimOfAKilledListenerCountsItsQueuedEventsAndIsInTheErrorLog) {
   TestBus tb(cache_config());
-  Victim victim([&tb](const Victim::Hold& hold) {
-    OpenOptions o;
-    o.name = tb.name();
-    o.create = false;
-    auto bus = Bus::open(o);
-    auto listener = bus ? bus->listen({}) : Result<Listener>(Error{Errc::kInvalidArgument, ""});
-    hold(listener && listener->subscribe("dead/counted"));
-  });
+  Victim victim = listening_victim(tb.name(), "dead/counted");
   ASSERT_TRUE(victim.ready());
   Publisher pub = tb.bus().publisher();
   for (int i = 0; i < 5; ++i) {
