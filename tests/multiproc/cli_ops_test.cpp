@@ -487,6 +487,8 @@ TEST_F(CliOps, TheAgentTellsItsVersionAndExitsTwoOnBadUsage) {
   const CliRun version = run_program(IPCBUS_AGENT, {"--version"});
   const CliRun unknown = run_program(IPCBUS_AGENT, {"--bus", bus_, "--no-such-flag"});
   const CliRun bad_interval = run_program(IPCBUS_AGENT, {"--bus", bus_, "--interval", "0"});
+  // spdlog alone would take an unknown level for "off" and say nothing ever.
+  const CliRun bad_level = run_program(IPCBUS_AGENT, {"--bus", bus_, "--log-level", "INFO"});
 
   EXPECT_TRUE(ended_ok(version.exit)) << version.what();
   EXPECT_NE(version.out.find("ipcbus-agent " IPCBUS_TEST_VERSION " (segment layout " +
@@ -499,6 +501,9 @@ TEST_F(CliOps, TheAgentTellsItsVersionAndExitsTwoOnBadUsage) {
   EXPECT_TRUE(bad_interval.exit.exited) << bad_interval.what();
   EXPECT_EQ(bad_interval.exit.code, 2) << bad_interval.what();
   EXPECT_NE(bad_interval.err.find("--interval"), std::string::npos) << bad_interval.what();
+  EXPECT_TRUE(bad_level.exit.exited) << bad_level.what();
+  EXPECT_EQ(bad_level.exit.code, 2) << bad_level.what();
+  EXPECT_NE(bad_level.err.find("--log-level"), std::string::npos) << bad_level.what();
   EXPECT_FALSE(segment_exists(bus_));
 }
 
