@@ -4,6 +4,7 @@
 // ls topics, errors, usage errors (exit 2), and looks at a missing bus that
 // fail (exit 1) without creating it. Listeners are `ipcbus sub` processes.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "layout.hpp"
 #include "multiproc.hpp"
 
 #if __has_include(<nlohmann/json.hpp>)
@@ -539,6 +541,52 @@ TEST_F(CliOps, AgentOnceReportsWhatCameBackFromAKilledSub) {
       << once.what();
   const CliRun doctor = run_cli({"doctor", "--bus", bus_});
   EXPECT_TRUE(ended_ok(doctor.exit)) << doctor.what();
+}
+
+// A bus whose creator is still initialising it (its init lock held, no
+// magic yet) is waited for as long as the global --ready-timeout says.
+TEST_F(CliOps, ReadyTimeoutIsHowLongAToolWaitsForASlowCreator) {
+  const std::string path = "/dev/shm/ipcbus." + bus_;
+  const int fd = open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(ftruncate(fd, 64 * 1024), 0);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(detail::kInitLockByte);
+  fl.l_len = 1;
+  ASSERT_EQ(fcntl(fd, F_OFD_SETLK, &fl), 0) << "cannot take the init lock as a creator would";
+
+  const CliRun r = run_cli({"--ready-timeout", "0.25", "ls", "--bus", bus_});
+  const CliRun bad = run_cli({"--ready-timeout", "-1", "ls", "--bus", bus_});
+
+  close(fd);
+  unlink(path.c_str());
+  EXPECT_TRUE(r.exit.exited) << r.what();
+  EXPECT_EQ(r.exit.code, 1) << r.what();
+  EXPECT_NE(r.err.find("still running, did not finish initialising it within 250 ms"),
+            std::string::npos)
+      << r.what();
+  EXPECT_EQ(bad.exit.code, 2) << bad.what();
+}
+
+TEST_F(CliOps, AgentOnceRunsBesideAServingAgent) {
+  ASSERT_TRUE(create_small_bus());
+  SpawnOptions so;
+  so.stdout_path = temp_file("agent.out");
+  so.stderr_path = temp_file("agent.err");
+  const pid_t agent = start({IPCBUS_AGENT, "--bus", bus_}, so);
+  Bus* bus = observer();
+  ASSERT_NE(bus, nullptr);
+  ASSERT_TRUE(poll_until([&] { return bus->inspect().agent_pid == agent; }))
+      << describe("the agent's stderr", so.stderr_path);
+
+  const CliRun once = run_program(IPCBUS_AGENT, {"--bus", bus_, "--once"});
+
+  kill(agent, SIGTERM);
+  EXPECT_TRUE(ended_ok(finish(agent))) << describe("the agent's stderr", so.stderr_path);
+  EXPECT_TRUE(ended_ok(once.exit)) << once.what();
+  EXPECT_NE(once.out.find("processes 0 "), std::string::npos) << once.what();
 }
 
 TEST_F(CliOps, LsAndStatOfAMissingBusExitOneAndCreateNothing) {

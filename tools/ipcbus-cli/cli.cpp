@@ -23,6 +23,7 @@ static_assert(std::atomic<bool>::is_always_lock_free,
 
 // Set once by main() before any command runs.
 bool g_allow_other_owner = false;
+std::chrono::milliseconds g_ready_timeout = OpenOptions{}.ready_timeout;
 
 void on_stop_signal(int /*signal*/) {
   // relaxed: a lone flag; nothing else is published with it.
@@ -101,11 +102,16 @@ Result<Bus> try_open_bus(const OpenOptions& options) {
   QuietLibraryLog quiet;
   OpenOptions o = options;
   o.allow_other_owner = o.allow_other_owner || g_allow_other_owner;
+  o.ready_timeout = g_ready_timeout;
   return Bus::open(o);
 }
 
 void set_allow_other_owner(bool allow) {
   g_allow_other_owner = allow;
+}
+
+void set_ready_timeout(std::chrono::milliseconds timeout) {
+  g_ready_timeout = timeout;
 }
 
 void install_logger() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -80,6 +81,11 @@ Result<Bus> try_open_bus(const OpenOptions& options);
 // segment belongs to another user (when its mode lets us in at all), as the
 // global flag --allow-other-owner (or $IPCBUS_ALLOW_OTHER_OWNER) asks.
 void set_allow_other_owner(bool allow);
+
+// set_ready_timeout sets how long every open of this run waits for a bus
+// whose creator is still initialising it (OpenOptions::ready_timeout), as
+// the global --ready-timeout (or $IPCBUS_READY_TIMEOUT) asks.
+void set_ready_timeout(std::chrono::milliseconds timeout);
 
 // install_logger registers the "ipcbus" spdlog logger the library writes to:
 // stderr, prefixed "ipcbus: <level>:", at $IPCBUS_LOG_LEVEL (default warn).

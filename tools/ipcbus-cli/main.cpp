@@ -2,6 +2,8 @@
 // CLI11, runs the one subcommand given, and turns every failure into one line
 // on stderr and an exit code: 0 success, 1 the command failed, 2 bad usage.
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
 #include <exception>
 #include <iostream>
 #include <vector>
@@ -27,6 +29,12 @@ int run(int argc, char** argv) {
                "Open a bus whose segment belongs to another user, when its mode (e.g. 0660 "
                "with a shared group) lets this user in")
       ->envname("IPCBUS_ALLOW_OTHER_OWNER");
+  double ready_timeout_s = 2.0;
+  app.add_option("--ready-timeout", ready_timeout_s,
+                 "Seconds to wait for a bus whose creator is still initialising it (default 2)")
+      ->envname("IPCBUS_READY_TIMEOUT")
+      ->type_name("SECONDS")
+      ->check(number_in(0, 3600));
   std::vector<Command> commands;
   commands.push_back(add_pub_command(app));
   commands.push_back(add_sub_command(app));
@@ -81,6 +89,7 @@ int run(int argc, char** argv) {
   }
 
   set_allow_other_owner(allow_other_owner);
+  set_ready_timeout(std::chrono::milliseconds(std::llround(ready_timeout_s * 1000)));
   for (const Command& command : commands) {
     if (!app.got_subcommand(command.app)) {
       continue;
