@@ -27,8 +27,23 @@ void Table::right_align(const std::vector<std::size_t>& columns) {
   }
 }
 
-std::string quote_arg(std::string_view text, std::size_t max) {
+namespace {
+
+bool is_control(unsigned char u) {
+  return u < 0x20 || u == 0x7F;
+}
+
+// append_hex shows byte `u` as \xNN.
+void append_hex(std::string& out, unsigned char u) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\x";
+  out += kHex[u >> 4];
+  out += kHex[u & 0xF];
+}
+
+}  // namespace
+
+std::string quote_arg(std::string_view text, std::size_t max) {
   std::string out = "'";
   std::size_t i = 0;
   while (i < text.size() && i < max) {
@@ -42,10 +57,8 @@ std::string quote_arg(std::string_view text, std::size_t max) {
     if (n > 1 && (i + n > text.size() || !is_valid_utf8(text.substr(i, n)))) {
       n = 0;
     }
-    if (n == 0 || u < 0x20 || u == 0x7F) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
+    if (n == 0 || is_control(u)) {
+      append_hex(out, u);
       ++i;
     } else {
       out.append(text.substr(i, n));
@@ -65,7 +78,7 @@ void Table::add_row(std::vector<std::string> cells) {
     // A control character (a filter may hold a newline) would break the
     // columns, or the terminal: show it escaped.
     if (std::any_of(cell.begin(), cell.end(),
-                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; })) {
+                    [](char c) { return is_control(static_cast<unsigned char>(c)); })) {
       std::string shown;
       for (const char c : cell) {
         const auto u = static_cast<unsigned char>(c);
@@ -73,11 +86,8 @@ void Table::add_row(std::vector<std::string> cells) {
           shown += "\\n";
         } else if (c == '\t') {
           shown += "\\t";
-        } else if (u < 0x20 || u == 0x7F) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          shown += "\\x";
-          shown += kHex[u >> 4];
-          shown += kHex[u & 0xF];
+        } else if (is_control(u)) {
+          append_hex(shown, u);
         } else {
           shown += c;
         }
